@@ -1,0 +1,85 @@
+# The front door. `make run` and `make test` are all a fresh Debian 12/13 machine needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CORPUS ?= ../shared/corpus
+
+# Build and test needs, from Debian (nothing vendored).
+BUILD_PACKAGES := build-essential cmake pkg-config python3-venv python3-dev \
+	libjpeg62-turbo-dev libyuv-dev libwebp-dev libavif-dev libspng-dev libgif-dev liblcms2-dev
+TEST_PACKAGES := libjpeg-turbo-progs
+# Peers the benchmark measures us against.
+BENCH_PACKAGES := libvips42 imagemagick nodejs npm
+
+NATIVE_SOURCES := $(shell find native -name '*.cc' -o -name '*.h' -o -name CMakeLists.txt)
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: packages
+packages: ## install the Debian packages the build and tests need (if absent)
+	@scripts/install-packages.sh $(BUILD_PACKAGES) $(TEST_PACKAGES)
+
+$(PY):
+	@scripts/install-packages.sh $(BUILD_PACKAGES) $(TEST_PACKAGES)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# The package, installed editable: Python edits need nothing; native edits rebuild.
+$(VENV)/.built: $(PY) pyproject.toml $(NATIVE_SOURCES)
+	@scripts/install-packages.sh $(BUILD_PACKAGES) $(TEST_PACKAGES)
+	$(PIP) install --quiet scikit-build-core pybind11 ninja
+	$(PIP) install --quiet --no-build-isolation --editable '.[test,dev]'
+	@touch $@
+
+.PHONY: build
+build: $(VENV)/.built ## build the native extension into the virtual environment
+
+.PHONY: run
+run: build ## transcode the sample images and print what happened
+	@mkdir -p build/run
+	@for f in $(CORPUS)/*.jpg $(CORPUS)/*.png; do \
+	  name=$$(basename "$${f%.*}"); \
+	  $(VENV)/bin/appliance transcode "$$f" "build/run/$$name-800.webp" --width 800 || exit 1; \
+	  $(VENV)/bin/appliance transcode "$$f" "build/run/$$name-200.jpg" --width 200 --height 200 --fit cover || exit 1; \
+	done
+	@echo "outputs in build/run/"
+
+.PHONY: test
+test: build ## run the whole test suite
+	$(PY) -m pytest -q -m "not slow"
+
+.PHONY: test-slow
+test-slow: build ## run the long tests too (1,000 damaged files)
+	$(PY) -m pytest -q
+
+.PHONY: bench
+bench: build ## benchmark the transcoder against Pillow, libvips, sharp, ImageMagick
+	@scripts/install-packages.sh $(BENCH_PACKAGES)
+	$(PIP) install --quiet -r bench/requirements.txt
+	npm install --prefix bench --no-audit --no-fund --silent
+	$(PY) -m bench --corpus $(CORPUS)
+
+.PHONY: asan
+asan: $(PY) ## build the core with AddressSanitizer and run the damaged-file loop under it
+	scripts/run-asan.sh
+
+.PHONY: lint
+lint: build ## ruff and mypy
+	$(VENV)/bin/ruff check appliance tests bench
+	$(VENV)/bin/ruff format --check appliance tests bench
+	$(VENV)/bin/mypy appliance
+
+.PHONY: fmt
+fmt: build ## format the Python code
+	$(VENV)/bin/ruff format appliance tests bench
+	$(VENV)/bin/ruff check --fix appliance tests bench
+
+.PHONY: clean
+clean: ## remove build outputs (keeps the virtual environment)
+	rm -rf build $(VENV)/.built appliance/_native*.so

@@ -1,0 +1,139 @@
+"""The ``appliance`` command. ``main(argv) -> int`` so tests call it without a subprocess."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from appliance import __version__
+from appliance.errors import TranscodeError
+
+
+def _rect(text: str) -> tuple[int, int, int, int]:
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError("rect is x,y,w,h")
+    try:
+        x, y, w, h = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError("rect is four integers x,y,w,h") from None
+    return x, y, w, h
+
+
+def _colour(text: str) -> tuple[int, ...]:
+    hexdigits = text.lstrip("#")
+    if len(hexdigits) not in (6, 8):
+        raise argparse.ArgumentTypeError("background is rrggbb or rrggbbaa")
+    try:
+        return tuple(int(hexdigits[i : i + 2], 16) for i in range(0, len(hexdigits), 2))
+    except ValueError:
+        raise argparse.ArgumentTypeError("background is hexadecimal rrggbb[aa]") from None
+
+
+def _add_transcode(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("transcode", help="resize and re-encode one image file")
+    p.add_argument("input", type=Path, help="source image (JPEG, PNG, WebP, GIF)")
+    p.add_argument("output", type=Path, help="where to write the result")
+    p.add_argument("--width", "-w", type=int)
+    p.add_argument("--height", "-H", type=int)
+    p.add_argument("--fit", choices=["inside", "cover", "pad", "stretch"], default="inside")
+    p.add_argument("--gravity", choices=["center", "top", "bottom", "left", "right"],
+                   default="center")  # fmt: skip
+    p.add_argument("--rect", type=_rect, help="source crop x,y,w,h before resizing")
+    p.add_argument("--upscale", action="store_true", help="allow enlarging")
+    p.add_argument("--format", "-f", choices=["jpeg", "png", "webp", "avif"],
+                   help="output format (default: from the output file's suffix, else the source's)")  # fmt: skip
+    p.add_argument("--quality", "-q", type=int)
+    p.add_argument("--progressive", action="store_true")
+    p.add_argument("--chroma", choices=["420", "444"])
+    p.add_argument("--lossless", action="store_true")
+    p.add_argument("--effort", type=int)
+    p.add_argument("--icc", choices=["keep", "srgb", "strip"], default="keep")
+    p.add_argument("--no-autorotate", dest="autorotate", action="store_false")
+    p.add_argument("--background", type=_colour, default=(255, 255, 255),
+                   help="pad / flatten colour, rrggbb[aa]")  # fmt: skip
+    p.set_defaults(run=_run_transcode)
+
+
+_SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp", ".avif": "avif"}
+
+
+def _run_transcode(args: argparse.Namespace) -> int:
+    from appliance import native
+
+    fmt = args.format or _SUFFIX_FORMATS.get(args.output.suffix.lower())
+    data = args.input.read_bytes()
+    result = native.transcode_image(
+        data,
+        width=args.width,
+        height=args.height,
+        fit=args.fit,
+        gravity=args.gravity,
+        rect=args.rect,
+        upscale=args.upscale,
+        format=fmt,
+        quality=args.quality,
+        progressive=args.progressive,
+        chroma=args.chroma,
+        lossless=args.lossless,
+        effort=args.effort,
+        icc=args.icc,
+        autorotate=args.autorotate,
+        background=args.background,
+    )
+    args.output.write_bytes(result.data)
+    t = result.timings
+    print(
+        f"{args.input.name}: {len(data):,} bytes -> {args.output.name}: {result.format} "
+        f"{result.width}x{result.height}, {len(result.data):,} bytes "
+        f"(decode {t['decode'] * 1e3:.1f} ms, resize {t['resize'] * 1e3:.1f} ms, "
+        f"encode {t['encode'] * 1e3:.1f} ms)"
+    )
+    return 0
+
+
+def _add_probe(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("probe", help="print what an image's header says")
+    p.add_argument("input", type=Path, nargs="+")
+    p.set_defaults(run=_run_probe)
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    from appliance import native
+
+    for path in args.input:
+        info = native.probe(path.read_bytes())
+        print(
+            f"{path.name}: {info.format} {info.width}x{info.height} "
+            f"orientation={info.orientation} subsampling={info.subsampling or '-'} "
+            f"progressive={int(info.progressive)} alpha={int(info.has_alpha)} "
+            f"icc={int(info.has_icc)}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_transcode(commands)
+    _add_probe(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (TranscodeError, ValueError) as e:
+        print(f"appliance {args.command}: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"appliance {args.command}: {e.strerror}: {e.filename}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
