@@ -190,7 +190,7 @@ def transcode_image(
     format: OutputFormat | None = None,
     quality: int | None = None,
     progressive: bool = False,
-    optimize: bool = True,
+    optimize: bool = False,
     chroma: ChromaMode | None = None,
     lossless: bool = False,
     effort: int | None = None,
@@ -239,3 +239,22 @@ def decode_floor(
     except _native.NativeError as e:
         _raise(e)
     return w, h
+
+
+def decode_planes(
+    data: bytes | bytearray | memoryview,
+    width: int | None = None,
+    height: int | None = None,
+    *,
+    shortcuts: bool = True,
+) -> list[tuple[int, int, bytes]]:
+    """The JPEG's planes as ``transcode`` decodes them for that box (``shortcuts``
+    on: the progressive DC-only path) or as plain libjpeg-turbo does (off).
+    For tests: ``[(width, height, pixels), ...]`` per plane, rows packed."""
+    try:
+        planes: list[tuple[int, int, bytes]] = _native.decode_planes(
+            data, width or 0, height or 0, shortcuts
+        )
+    except _native.NativeError as e:
+        _raise(e)
+    return planes

@@ -2,6 +2,9 @@
 // the GIL for the whole native call, and turn a failed Status into NativeError.
 #include <pybind11/pybind11.h>
 
+#include <cstring>
+#include <string>
+
 #include <jpeglib.h>
 
 #include "appliance/transcode.h"
@@ -110,17 +113,43 @@ void RegisterTranscode(py::module_& m) {
       "decode_floor",
       [raise](const py::buffer& data, int width, int height) {
         Input input(data);
-        int w = 0, h = 0;
+        Image image;
         Status status;
         {
           py::gil_scoped_release release;
-          status = DecodeFloor(input.data(), input.size(), width, height, &w, &h);
+          status = DecodeJpegPlanes(input.data(), input.size(), width, height, false, &image);
         }
         if (!status.ok()) raise(status);
-        return py::make_tuple(w, h);
+        return py::make_tuple(image.width, image.height);
       },
       py::arg("data"), py::arg("width"), py::arg("height"),
       "Decodes a JPEG to planes at the DCT scale transcode would use, and nothing else.");
+
+  m.def(
+      "decode_planes",
+      [raise](const py::buffer& data, int width, int height, bool shortcuts) {
+        Input input(data);
+        Image image;
+        Status status;
+        {
+          py::gil_scoped_release release;
+          status = DecodeJpegPlanes(input.data(), input.size(), width, height, shortcuts, &image);
+        }
+        if (!status.ok()) raise(status);
+        py::list planes;
+        for (int i = 0; i < image.plane_count(); ++i) {
+          const Plane& p = image.planes[i];
+          std::string pixels(static_cast<size_t>(p.width()) * p.height(), '\0');
+          for (int y = 0; y < p.height(); ++y) {
+            std::memcpy(&pixels[static_cast<size_t>(y) * p.width()], p.row(y),
+                        static_cast<size_t>(p.width()));
+          }
+          planes.append(py::make_tuple(p.width(), p.height(), py::bytes(pixels)));
+        }
+        return planes;
+      },
+      py::arg("data"), py::arg("width"), py::arg("height"), py::arg("shortcuts"),
+      "The decoded planes as [(width, height, bytes)], for tests.");
 
   m.attr("libjpeg_turbo_version") = APPLIANCE_STR(LIBJPEG_TURBO_VERSION);
 }

@@ -5,6 +5,7 @@
 // longjmps back to the guarded call. Every function that calls libjpeg keeps only
 // trivially destructible locals between setjmp and the call, and all state that
 // must survive a longjmp lives behind pointers (Image, JpegSession).
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <jerror.h>
 
 #include "codecs.h"
+#include "jpeg_dc.h"
 #include "jpeg_markers.h"
 
 namespace appliance {
@@ -179,6 +181,8 @@ bool ReadRawPlanes(JpegSession* s, Image* image, Status* status) {
     const int block = c.DCT_scaled_size;
     const int rows = static_cast<int>(cinfo->total_iMCU_rows) * c.v_samp_factor * block;
     const int stride = static_cast<int>(c.width_in_blocks) * block;
+    image->scale_x[ci] = static_cast<double>(c.h_samp_factor * block) / (cinfo->max_h_samp_factor * DCTSIZE);
+    image->scale_y[ci] = static_cast<double>(c.v_samp_factor * block) / (cinfo->max_v_samp_factor * DCTSIZE);
     *status = image->planes[ci].Allocate(static_cast<int>(c.downsampled_width),
                                          static_cast<int>(c.downsampled_height),
                                          stride, rows);
@@ -216,7 +220,9 @@ bool ReadCmykToRgb(JpegSession* s, Image* image, Status* status) {
   jpeg_start_decompress(cinfo);
   const int w = static_cast<int>(cinfo->output_width);
   const int h = static_cast<int>(cinfo->output_height);
-  for (Plane& p : image->planes) {
+  for (int i = 0; i < 3; ++i) {
+    Plane& p = image->planes[i];
+    image->scale_x[i] = image->scale_y[i] = static_cast<double>(cinfo->scale_num) / cinfo->scale_denom;
     *status = p.Allocate(w, h);
     if (!status->ok()) {
       jpeg_abort_decompress(cinfo);
@@ -270,6 +276,10 @@ int DivRoundUp(long long a, long long b) { return static_cast<int>((a + b - 1) /
 }  // namespace
 
 int ChooseJpegScale(int width, int height, int min_width, int min_height) {
+  // A DCT-scaled pixel averages a whole block, padding included: on an image a
+  // few pixels across that padding outweighs the picture. Keep 8 pixels a side.
+  min_width = std::max(min_width, std::min(width, 8));
+  min_height = std::max(min_height, std::min(height, 8));
   for (int n : {1, 2, 4}) {
     if (DivRoundUp(static_cast<long long>(width) * n, 8) >= min_width &&
         DivRoundUp(static_cast<long long>(height) * n, 8) >= min_height) {
@@ -320,10 +330,16 @@ Status DecodeJpeg(const uint8_t* data, size_t size, const DecodeRequest& request
     return Unsupported("unsupported JPEG colour space");
   }
 
-  // A 1/8 decode of a progressive file reads DC coefficients only: skip the
-  // AC scans entirely (often most of the file) and decode the rest.
+  // A 1/8 decode of a progressive file needs the DC coefficients only (and for
+  // 4:2:0, libjpeg's chroma IDCT reads chroma AC too): read just the DC scans
+  // with our own decoder, or else hand libjpeg a copy of the file without the
+  // scans it will not use (the luma AC scans, most of the file). Either way the
+  // pixels are those of libjpeg's 1/8 decode of the whole file.
+  const bool dc_only_decode = request.dc_shortcut && n == 1 && s.cinfo.progressive_mode &&
+                              !s.cinfo.arith_code && !cmyk && space != JCS_RGB;
+  if (dc_only_decode && DecodeProgressiveDc(data, size, image)) return Status::Ok();
   std::vector<uint8_t> dc_only;
-  if (n == 1 && s.cinfo.progressive_mode && !cmyk && ExtractDcScans(data, size, &dc_only)) {
+  if (dc_only_decode && ExtractDcScans(data, size, /*keep_chroma=*/true, &dc_only)) {
     jpeg_destroy_decompress(&s.cinfo);
     s.created = false;
     if (!ReadHeader(&s, dc_only.data(), dc_only.size())) return FailedDecode(s.err);

@@ -51,7 +51,8 @@ int ExifOrientation(const uint8_t* app1, size_t size) {
   return 1;
 }
 
-bool ExtractDcScans(const uint8_t* data, size_t size, std::vector<uint8_t>* out) {
+bool ExtractDcScans(const uint8_t* data, size_t size, bool keep_chroma,
+                    std::vector<uint8_t>* out) {
   if (size < 4 || data[0] != 0xFF || data[1] != 0xD8) return false;
   out->clear();
   out->reserve(size / 4);
@@ -59,6 +60,7 @@ bool ExtractDcScans(const uint8_t* data, size_t size, std::vector<uint8_t>* out)
   size_t pos = 2;
   bool progressive = false;
   bool any_dc_scan = false;
+  int luma_id = -1;  // the first component of the frame
   while (pos + 4 <= size) {
     if (data[pos] != 0xFF) return false;
     const uint8_t marker = data[pos + 1];
@@ -70,7 +72,11 @@ bool ExtractDcScans(const uint8_t* data, size_t size, std::vector<uint8_t>* out)
     const size_t length = static_cast<size_t>(data[pos + 2] << 8 | data[pos + 3]);
     if (length < 2 || pos + 2 + length > size) return false;
     const size_t segment_end = pos + 2 + length;
-    if (marker == kSof2) progressive = true;
+    if (marker == kSof2) {
+      progressive = true;
+      if (length < 8 + 3) return false;
+      luma_id = data[pos + 10];
+    }
     if (marker != kSos) {
       out->insert(out->end(), data + pos, data + segment_end);
       pos = segment_end;
@@ -93,7 +99,9 @@ bool ExtractDcScans(const uint8_t* data, size_t size, std::vector<uint8_t>* out)
       ++end;
     }
     if (end + 1 >= size) return false;  // truncated: let the full decoder report it
-    if (ss == 0) {
+    bool luma = false;
+    for (size_t i = 0; i < ns; ++i) luma = luma || header[1 + 2 * i] == luma_id;
+    if (ss == 0 || (keep_chroma && !luma)) {
       out->insert(out->end(), data + pos, data + end);
       any_dc_scan = true;
     }

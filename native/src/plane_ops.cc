@@ -6,30 +6,21 @@
 
 #include <libyuv/planar_functions.h>
 #include <libyuv/rotate.h>
-#include <libyuv/scale.h>
 
 namespace appliance {
 
-Status ScaleRegion(const Plane& src, const RegionF& region, int width, int height,
-                   Plane* dst) {
-  // libyuv scales whole pixels: round the region to the pixel grid, inside the plane.
-  int x0 = static_cast<int>(std::floor(region.x + 0.5));
-  int y0 = static_cast<int>(std::floor(region.y + 0.5));
-  int x1 = static_cast<int>(std::floor(region.x + region.width + 0.5));
-  int y1 = static_cast<int>(std::floor(region.y + region.height + 0.5));
-  x0 = std::clamp(x0, 0, src.width() - 1);
-  y0 = std::clamp(y0, 0, src.height() - 1);
-  x1 = std::clamp(x1, x0 + 1, src.width());
-  y1 = std::clamp(y1, y0 + 1, src.height());
-  APPLIANCE_RETURN_IF_ERROR(dst->Allocate(width, height));
-  const uint8_t* origin = src.row(y0) + x0;
-  const int sw = x1 - x0, sh = y1 - y0;
-  if (sw == width && sh == height) {
-    libyuv::CopyPlane(origin, src.stride(), dst->data(), dst->stride(), width, height);
-    return Status::Ok();
+Status HalvePlane(const Plane& src, Plane* dst) {
+  const int w = (src.width() + 1) / 2, h = (src.height() + 1) / 2;
+  APPLIANCE_RETURN_IF_ERROR(dst->Allocate(w, h));
+  for (int y = 0; y < h; ++y) {
+    const uint8_t* a = src.row(2 * y);
+    const uint8_t* b = src.row(std::min(2 * y + 1, src.height() - 1));
+    uint8_t* out = dst->row(y);
+    for (int x = 0; x < w; ++x) {
+      const int x0 = 2 * x, x1 = std::min(2 * x + 1, src.width() - 1);
+      out[x] = static_cast<uint8_t>((a[x0] + a[x1] + b[x0] + b[x1] + 2) >> 2);
+    }
   }
-  libyuv::ScalePlane(origin, src.stride(), sw, sh, dst->data(), dst->stride(), width,
-                     height, libyuv::kFilterBox);
   return Status::Ok();
 }
 

@@ -6,18 +6,13 @@
 
 #include "appliance/image.h"
 #include "appliance/status.h"
+#include "resample.h"
 
 namespace appliance {
 
-// A region of a plane in its own pixels, with fractional edges.
-struct RegionF {
-  double x = 0, y = 0, width = 0, height = 0;
-};
-
-// Scales `region` of `src` to a new `width` x `height` plane (area averaging
-// when shrinking by 2x or more, bilinear otherwise and when enlarging).
-Status ScaleRegion(const Plane& src, const RegionF& region, int width, int height,
-                   Plane* dst);
+// Averages 2x2 blocks into a ((w+1)/2 x (h+1)/2) plane: centred chroma, as
+// JPEG sites it. The last column/row of an odd size averages itself.
+Status HalvePlane(const Plane& src, Plane* dst);
 
 // Applies EXIF orientation `orientation` (1-8) to a plane.
 Status OrientPlane(const Plane& src, int orientation, Plane* dst);

@@ -86,30 +86,43 @@ Status ProbeAny(Format format, const uint8_t* data, size_t size, ImageInfo* info
   }
 }
 
+// Pixels of plane `i` per stored source pixel.
+double PlaneScale(const Image& image, int i, bool vertical, int source_size) {
+  const double known = vertical ? image.scale_y[i] : image.scale_x[i];
+  if (known > 0) return known;
+  const Plane& p = i < 0 ? image.alpha : image.planes[i];
+  return static_cast<double>(vertical ? p.height() : p.width()) / source_size;
+}
+
 // Scales every plane of the region to the planned size; chroma to `chroma`.
 Status ResizePlanes(const Image& src, const Plan& plan, int source_w, int source_h,
                     ChromaLayout chroma, Image* dst) {
   dst->model = src.model;
   dst->width = plan.stored_width;
   dst->height = plan.stored_height;
-  auto region_of = [&](const Plane& p) {
-    const double fx = static_cast<double>(p.width()) / source_w;
-    const double fy = static_cast<double>(p.height()) / source_h;
-    const RegionF& r = plan.stored_region;
-    return RegionF{r.x * fx, r.y * fy, r.width * fx, r.height * fy};
-  };
+  const RegionF& r = plan.stored_region;
   for (int i = 0; i < src.plane_count(); ++i) {
+    const double fx = PlaneScale(src, i, false, source_w);
+    const double fy = PlaneScale(src, i, true, source_h);
+    RegionF region{r.x * fx, r.y * fy, r.width * fx, r.height * fy};
     int w = plan.stored_width, h = plan.stored_height;
     if (i > 0 && src.model == ColorModel::kYCbCr && chroma == ChromaLayout::kHalf) {
-      w = (w + 1) / 2;
-      h = (h + 1) / 2;
+      // A half-size chroma pixel covers two output pixels, so an odd size's
+      // last chroma pixel reaches half a pixel past the region.
+      const int cw = (w + 1) / 2, ch = (h + 1) / 2;
+      region.width *= 2.0 * cw / w;
+      region.height *= 2.0 * ch / h;
+      w = cw;
+      h = ch;
     }
-    APPLIANCE_RETURN_IF_ERROR(
-        ScaleRegion(src.planes[i], region_of(src.planes[i]), w, h, &dst->planes[i]));
+    APPLIANCE_RETURN_IF_ERROR(ResamplePlane(src.planes[i], region, w, h, &dst->planes[i]));
   }
   if (src.has_alpha()) {
-    APPLIANCE_RETURN_IF_ERROR(ScaleRegion(src.alpha, region_of(src.alpha), plan.stored_width,
-                                          plan.stored_height, &dst->alpha));
+    const double fx = PlaneScale(src, 0, false, source_w);
+    const double fy = PlaneScale(src, 0, true, source_h);
+    const RegionF region{r.x * fx, r.y * fy, r.width * fx, r.height * fy};
+    APPLIANCE_RETURN_IF_ERROR(ResamplePlane(src.alpha, region, plan.stored_width,
+                                            plan.stored_height, &dst->alpha));
   }
   return Status::Ok();
 }
@@ -152,6 +165,26 @@ void BackgroundValues(const Image& image, const uint8_t rgba[4], uint8_t out[3])
       out[2] = rgba[2];
       break;
   }
+}
+
+// A gray image that meets a coloured background (pad bars, or alpha flattened
+// for JPEG) becomes RGB first.
+Status PromoteGray(const uint8_t background[4], Image* image) {
+  if (image->model != ColorModel::kGray ||
+      (background[0] == background[1] && background[1] == background[2])) {
+    return Status::Ok();
+  }
+  for (int i = 1; i < 3; ++i) {
+    Plane& p = image->planes[i];
+    APPLIANCE_RETURN_IF_ERROR(p.Allocate(image->width, image->height));
+    for (int y = 0; y < image->height; ++y) {
+      std::memcpy(p.row(y), image->planes[0].row(y), static_cast<size_t>(image->width));
+    }
+    image->scale_x[i] = image->scale_x[0];
+    image->scale_y[i] = image->scale_y[0];
+  }
+  image->model = ColorModel::kRgb;
+  return Status::Ok();
 }
 
 // Places the image on a canvas of the background colour (fit=pad).
@@ -215,13 +248,9 @@ Status ToYCbCr(ChromaLayout chroma, Image* image) {
   RgbToYCbCr(&image->planes[0], &image->planes[1], &image->planes[2]);
   image->model = ColorModel::kYCbCr;
   if (chroma == ChromaLayout::kHalf) {
-    const int w = (image->width + 1) / 2, h = (image->height + 1) / 2;
     for (int i = 1; i < 3; ++i) {
       Plane half;
-      const Plane& p = image->planes[i];
-      APPLIANCE_RETURN_IF_ERROR(ScaleRegion(
-          p, RegionF{0, 0, static_cast<double>(p.width()), static_cast<double>(p.height())},
-          w, h, &half));
+      APPLIANCE_RETURN_IF_ERROR(HalvePlane(image->planes[i], &half));
       image->planes[i] = std::move(half);
     }
   }
@@ -288,6 +317,10 @@ Status TranscodeImpl(const uint8_t* data, size_t size, const TranscodeOptions& o
     APPLIANCE_RETURN_IF_ERROR(ConvertToSrgb(&image));
     image.icc.clear();
   }
+  const bool padded = plan.canvas_width != plan.width || plan.canvas_height != plan.height;
+  if (padded || (format == Format::kJpeg && image.has_alpha())) {
+    APPLIANCE_RETURN_IF_ERROR(PromoteGray(options.background, &image));
+  }
   if (format == Format::kJpeg) {
     if (image.has_alpha()) {
       uint8_t values[3];
@@ -334,7 +367,7 @@ const char* FormatName(Format format) {
 }
 
 Format SniffFormat(const uint8_t* data, size_t size) {
-  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return Format::kJpeg;
+  if (size >= 2 && data[0] == 0xFF && data[1] == 0xD8) return Format::kJpeg;
   if (size >= 8 && std::memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0) return Format::kPng;
   if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0) {
     return Format::kWebp;
@@ -375,9 +408,9 @@ Status Transcode(const uint8_t* data, size_t size, const TranscodeOptions& optio
   }
 }
 
-Status DecodeFloor(const uint8_t* data, size_t size, int width, int height,
-                   int* decoded_width, int* decoded_height) {
-  if (SniffFormat(data, size) != Format::kJpeg) return Unsupported("decode_floor takes a JPEG");
+Status DecodeJpegPlanes(const uint8_t* data, size_t size, int width, int height,
+                        bool shortcuts, Image* image) {
+  if (SniffFormat(data, size) != Format::kJpeg) return Unsupported("not a JPEG");
   try {
     ImageInfo info;
     APPLIANCE_RETURN_IF_ERROR(ProbeJpeg(data, size, &info));
@@ -389,12 +422,9 @@ Status DecodeFloor(const uint8_t* data, size_t size, int width, int height,
     DecodeRequest request;
     request.min_width = plan.stored_width;
     request.min_height = plan.stored_height;
-    Image image;
+    request.dc_shortcut = shortcuts;
     int scale = 8;
-    APPLIANCE_RETURN_IF_ERROR(DecodeJpeg(data, size, request, &image, &scale));
-    *decoded_width = image.width;
-    *decoded_height = image.height;
-    return Status::Ok();
+    return DecodeJpeg(data, size, request, image, &scale);
   } catch (const std::bad_alloc&) {
     return Internal("out of memory");
   }

@@ -73,6 +73,13 @@ struct Image {
   Plane alpha;     // empty when the image is opaque
   std::vector<uint8_t> icc;  // the embedded profile, as stored
 
+  // Pixels of each plane per pixel of the source image as stored, when the
+  // decoder knows it exactly (JPEG: the DCT scale times the component's
+  // sampling); 0 = the plane's size over the image's. Chroma sited by the
+  // block grid keeps its registration on odd sizes this way.
+  double scale_x[3] = {0, 0, 0};
+  double scale_y[3] = {0, 0, 0};
+
   int plane_count() const { return model == ColorModel::kGray ? 1 : 3; }
   bool has_alpha() const { return !alpha.empty(); }
 };

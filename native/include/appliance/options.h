@@ -36,7 +36,7 @@ struct TranscodeOptions {
   Format format = Format::kSame;
   int quality = 0;  // 0 = the format's default
   bool progressive = false;
-  bool optimize = true;
+  bool optimize = false;  // optimised Huffman: ~2% smaller, ~2x the encode time
   Chroma chroma = Chroma::kAuto;
   bool lossless = false;
   int effort = -1;  // -1 = the format's default

@@ -43,9 +43,11 @@ Status Transcode(const uint8_t* data, size_t size, const TranscodeOptions& optio
                  TranscodeResult* result);
 
 // Decodes a JPEG to planes at the DCT scale Transcode would pick for an
-// inside-fit into width x height (0 = free), and stops there. The benchmark floor.
-Status DecodeFloor(const uint8_t* data, size_t size, int width, int height,
-                   int* decoded_width, int* decoded_height);
+// inside-fit into width x height (0 = free), and stops there. With `shortcuts`
+// false it is a plain libjpeg-turbo raw decode: the benchmark's floor. With
+// `shortcuts` true it decodes as Transcode does (the progressive DC-only path).
+Status DecodeJpegPlanes(const uint8_t* data, size_t size, int width, int height,
+                        bool shortcuts, Image* image);
 
 const char* FormatName(Format format);
 
