@@ -78,12 +78,13 @@ Status EncodeJpeg(const Image& image, const EncodeParams& params,
                   std::vector<uint8_t>* out);
 
 // WebP from kYCbCr 4:2:0 planes (+ alpha) without an RGB round trip, or from kRgb
-// (+ alpha), or kGray.
+// (+ alpha), or kGray. 4:4:4 is refused (WebP has none). Effort = method 0-6.
 Status EncodeWebp(const Image& image, const EncodeParams& params,
                   std::vector<uint8_t>* out);
 
 // AVIF (8-bit, full range, BT.601 matrix) from kYCbCr 4:2:0 or 4:4:4 (+ alpha),
-// or kRgb (+ alpha), or kGray.
+// or kRgb (+ alpha; 4:2:0, or identity-matrix 4:4:4 when lossless), or kGray.
+// Effort e maps to libaom speed 10 - e; the default is speed 8.
 Status EncodeAvif(const Image& image, const EncodeParams& params,
                   std::vector<uint8_t>* out);
 
@@ -92,12 +93,12 @@ Status EncodePng(const Image& image, const EncodeParams& params,
                  std::vector<uint8_t>* out);
 
 // ---- Colour ----------------------------------------------------------------
-// Converts kRgb planes in place from the embedded profile to sRGB (lcms2,
-// perceptual intent), then clears image->icc. A profile lcms2 cannot use is
-// kUnsupported; a non-RGB profile on an RGB image is kUnsupported.
+// Converts kRgb (or kGray) planes in place from the embedded profile to sRGB
+// (lcms2, perceptual intent), then clears image->icc. A profile lcms2 cannot use,
+// or one of another colour space, is kUnsupported; kYCbCr is kInvalidArgument.
 Status ConvertToSrgb(Image* image);
 
-// True when `icc` describes sRGB (by its description tag or its colorants), so
+// True when `icc` describes sRGB (its colorants and its tone curves match), so
 // that conversion can be skipped.
 bool IsSrgbProfile(const std::vector<uint8_t>& icc);
 

@@ -136,11 +136,19 @@ void FlattenOnto(Plane* plane, const Plane& alpha, uint8_t value) {
 }
 
 bool IsOpaque(const Plane& alpha) {
-  for (int row = 0; row < alpha.height(); ++row) {
-    const uint8_t* a = alpha.row(row);
-    for (int x = 0; x < alpha.width(); ++x) {
-      if (a[x] != 255) return false;
+  const int w = alpha.width();
+  for (int y = 0; y < alpha.height(); ++y) {
+    const uint8_t* p = alpha.row(y);
+    uint64_t all = ~uint64_t{0};  // eight pixels at a time
+    int x = 0;
+    for (; x + 8 <= w; x += 8) {
+      uint64_t v;
+      std::memcpy(&v, p + x, 8);
+      all &= v;
     }
+    uint8_t tail = 0xFF;
+    for (; x < w; ++x) tail &= p[x];
+    if (all != ~uint64_t{0} || tail != 0xFF) return false;
   }
   return true;
 }

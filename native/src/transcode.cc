@@ -330,6 +330,9 @@ Status TranscodeImpl(const uint8_t* data, size_t size, const TranscodeOptions& o
       }
       image.alpha = Plane();
     }
+  }
+  // JPEG takes only Y/Cb/Cr; lossy AVIF gets the chroma layout asked for.
+  if (format == Format::kJpeg || (format == Format::kAvif && !options.lossless)) {
     APPLIANCE_RETURN_IF_ERROR(ToYCbCr(chroma, &image));
   }
   APPLIANCE_RETURN_IF_ERROR(OrientImage(plan.orientation, &image));
