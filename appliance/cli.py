@@ -6,9 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from appliance import __version__
 from appliance.errors import TranscodeError
+
+Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _rect(text: str) -> tuple[int, int, int, int]:
@@ -32,7 +35,7 @@ def _colour(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError("background is hexadecimal rrggbb[aa]") from None
 
 
-def _add_transcode(commands: argparse._SubParsersAction) -> None:
+def _add_transcode(commands: Subcommands) -> None:
     p = commands.add_parser("transcode", help="resize and re-encode one image file")
     p.add_argument("input", type=Path, help="source image (JPEG, PNG, WebP, GIF)")
     p.add_argument("output", type=Path, help="where to write the result")
@@ -43,8 +46,12 @@ def _add_transcode(commands: argparse._SubParsersAction) -> None:
                    default="center")  # fmt: skip
     p.add_argument("--rect", type=_rect, help="source crop x,y,w,h before resizing")
     p.add_argument("--upscale", action="store_true", help="allow enlarging")
-    p.add_argument("--format", "-f", choices=["jpeg", "png", "webp", "avif"],
-                   help="output format (default: from the output file's suffix, else the source's)")  # fmt: skip
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=["jpeg", "png", "webp", "avif"],
+        help="output format (default: the output file's suffix, else the source's)",
+    )
     p.add_argument("--quality", "-q", type=int)
     p.add_argument("--progressive", action="store_true")
     p.add_argument("--chroma", choices=["420", "444"])
@@ -63,7 +70,7 @@ _SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "web
 def _run_transcode(args: argparse.Namespace) -> int:
     from appliance import native
 
-    fmt = args.format or _SUFFIX_FORMATS.get(args.output.suffix.lower())
+    fmt: Any = args.format or _SUFFIX_FORMATS.get(args.output.suffix.lower())
     data = args.input.read_bytes()
     result = native.transcode_image(
         data,
@@ -94,7 +101,7 @@ def _run_transcode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_probe(commands: argparse._SubParsersAction) -> None:
+def _add_probe(commands: Subcommands) -> None:
     p = commands.add_parser("probe", help="print what an image's header says")
     p.add_argument("input", type=Path, nargs="+")
     p.set_defaults(run=_run_probe)

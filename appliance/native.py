@@ -7,9 +7,9 @@ runs with the GIL released and returns a status, which becomes one of the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, NoReturn, TypeVar
 
 from appliance import _native
 from appliance.errors import (
@@ -24,6 +24,8 @@ Gravity = Literal["center", "top", "bottom", "left", "right"]
 OutputFormat = Literal["jpeg", "png", "webp", "avif"]
 IccMode = Literal["keep", "srgb", "strip"]
 ChromaMode = Literal["420", "444"]
+
+T = TypeVar("T")
 
 MAX_DIMENSION = 16384
 DEFAULT_MAX_SOURCE_PIXELS = 50_000_000
@@ -96,7 +98,7 @@ class ImageInfo:
     subsampling: str
 
 
-def _choice(name: str, value: object, table: dict) -> object:
+def _choice(name: str, value: object, table: Mapping[Any, T]) -> T:
     try:
         return table[value]
     except (KeyError, TypeError):
@@ -171,7 +173,7 @@ def _options(
     return o
 
 
-def _raise(error: Exception) -> None:
+def _raise(error: Exception) -> NoReturn:
     code, message = error.args
     if code == "invalid_argument":
         raise ValueError(message) from None
@@ -215,9 +217,9 @@ def transcode_image(
     return Result(out, fmt, w, h, {"decode": decode, "resize": resize, "encode": encode})
 
 
-def transcode(data: bytes | bytearray | memoryview, **options: object) -> bytes:
+def transcode(data: bytes | bytearray | memoryview, **options: Any) -> bytes:
     """Like :func:`transcode_image`, returning only the encoded bytes."""
-    return transcode_image(data, **options).data  # type: ignore[arg-type]
+    return transcode_image(data, **options).data
 
 
 def probe(data: bytes | bytearray | memoryview) -> ImageInfo:
@@ -226,7 +228,7 @@ def probe(data: bytes | bytearray | memoryview) -> ImageInfo:
         info = _native.probe(data)
     except _native.NativeError as e:
         _raise(e)
-    return ImageInfo(**info)
+    return ImageInfo(**info)  # type: ignore[arg-type]
 
 
 def decode_floor(
