@@ -71,8 +71,9 @@ def test_non_interleaved_dc_scans_decode_like_libjpeg(base_photo, cjpeg_availabl
     assert_same_planes(data, (40, 30))
 
 
-def test_a_truncated_progressive_file_is_refused_not_served_from_its_dc_scans(base_photo,
-                                                                              cjpeg_available):  # fmt: skip
+def test_a_truncated_progressive_file_is_refused_not_served_from_its_dc_scans(
+    base_photo, cjpeg_available
+):
     data = I.cjpeg(base_photo, "444", extra=["-progressive"])
     with pytest.raises(CorruptImageError):
         appliance.transcode(data[: len(data) * 3 // 4], width=40)
