@@ -1,0 +1,1 @@
+"""Tiered caches for originals and variants: memory per worker, disk shared by all workers."""

@@ -1,0 +1,1 @@
+"""Pure request handling: URL → canonical Transform, signatures, format negotiation."""
