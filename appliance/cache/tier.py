@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,10 +24,13 @@ class Entry:
     content_type: str
     etag: str  # the ETag we serve for these bytes
     last_modified: float | None = None
-    meta: dict[str, str] = field(default_factory=dict)  # small extras (source etag, dims)
+    meta: Mapping[str, str] = field(default_factory=dict)  # small extras (source etag, dims)
 
 
 class Tier(Protocol):
+    """``get`` and ``put`` are best effort: a storage fault is a miss (logged), never an
+    exception. ``purge`` does raise: a purge must not fail silently."""
+
     name: str  # "memory", "disk": for metrics
 
     async def get(self, key: CacheKey) -> Entry | None: ...
@@ -34,7 +38,8 @@ class Tier(Protocol):
     async def put(self, key: CacheKey, entry: Entry) -> None: ...
 
     async def purge(self, source: str) -> int:
-        """Removes the original and every variant of ``source``; returns how many entries."""
+        """Removes the original and every variant of ``source``; returns how many entries this
+        call removed."""
         ...
 
     async def close(self) -> None: ...
