@@ -41,14 +41,13 @@ $(VENV)/.built: $(PY) pyproject.toml $(NATIVE_SOURCES)
 build: $(VENV)/.built ## build the native extension into the virtual environment
 
 .PHONY: run
-run: build ## transcode the sample images and print what happened
-	@mkdir -p build/run
-	@for f in $(CORPUS)/*.jpg $(CORPUS)/*.png; do \
-	  name=$$(basename "$${f%.*}"); \
-	  $(VENV)/bin/appliance transcode "$$f" "build/run/$$name-800.webp" --width 800 || exit 1; \
-	  $(VENV)/bin/appliance transcode "$$f" "build/run/$$name-200.jpg" --width 200 --height 200 --fit cover || exit 1; \
-	done
-	@echo "outputs in build/run/"
+run: build ## serve the sample images on http://127.0.0.1:8080/ (Ctrl-C stops)
+	@echo "Try:"
+	@echo "  http://127.0.0.1:8080/o_dragonfly.jpg?width=800&format=auto"
+	@echo "  http://127.0.0.1:8080/o_picos.jpg?w=400&h=400&fit=crop&crop=top"
+	@echo "  http://127.0.0.1:8080/p_gulp_alpha.png?width=600&format=webp"
+	@echo "  http://127.0.0.1:8080/metrics"
+	$(VENV)/bin/appliance serve --origin-dir $(CORPUS) --host 127.0.0.1 --port 8080
 
 .PHONY: test
 test: build ## run the whole test suite

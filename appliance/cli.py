@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance import __version__
+from appliance.config import Config, ConfigError
 from appliance.errors import TranscodeError
 
 if TYPE_CHECKING:
@@ -43,8 +46,9 @@ def _add_transcode(commands: Subcommands) -> None:
     p.add_argument("--width", "-w", type=int)
     p.add_argument("--height", "-H", type=int)
     p.add_argument("--fit", choices=["inside", "cover", "pad", "stretch"], default="inside")
-    p.add_argument("--gravity", choices=["center", "top", "bottom", "left", "right"],
-                   default="center")  # fmt: skip
+    p.add_argument(
+        "--gravity", choices=["center", "top", "bottom", "left", "right"], default="center"
+    )
     p.add_argument("--rect", type=_rect, help="source crop x,y,w,h before resizing")
     p.add_argument("--upscale", action="store_true", help="allow enlarging")
     p.add_argument(
@@ -60,8 +64,12 @@ def _add_transcode(commands: Subcommands) -> None:
     p.add_argument("--effort", type=int)
     p.add_argument("--icc", choices=["keep", "srgb", "strip"], default="keep")
     p.add_argument("--no-autorotate", dest="autorotate", action="store_false")
-    p.add_argument("--background", type=_colour, default=(255, 255, 255),
-                   help="pad / flatten colour, rrggbb[aa]")  # fmt: skip
+    p.add_argument(
+        "--background",
+        type=_colour,
+        default=(255, 255, 255),
+        help="pad / flatten colour, rrggbb[aa]",
+    )
     p.set_defaults(run=_run_transcode)
 
 
@@ -122,12 +130,95 @@ def _run_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_CONFIG_FILES = (Path("/run/appliance/tuned.json"), Path("/etc/appliance/appliance.json"))
+
+
+def _add_serve(commands: Subcommands) -> None:
+    p = commands.add_parser("serve", help="run the image server")
+    p.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        action="append",
+        default=[],
+        help="config file (JSON or YAML); repeat to layer; default: "
+        + ", ".join(str(f) for f in DEFAULT_CONFIG_FILES),
+    )
+    p.add_argument("--host", help="listen address (overrides server.host)")
+    p.add_argument("--port", type=int, help="listen port (overrides server.port; 0 = any)")
+    p.add_argument("--origin-dir", type=Path, help="serve originals from this directory")
+    p.add_argument("--workers", type=int, help="worker processes (overrides server.workers)")
+    p.set_defaults(run=_run_serve)
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    from appliance.config import env_layer, load, read_document
+
+    files = args.config or [f for f in DEFAULT_CONFIG_FILES if f.exists()]
+    layers: list[dict[str, Any]] = [read_document(f) for f in files]
+    layers.append(env_layer(os.environ))
+    overrides: dict[str, Any] = {}
+    if getattr(args, "host", None) is not None:
+        overrides.setdefault("server", {})["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides.setdefault("server", {})["port"] = args.port
+    if getattr(args, "workers", None) is not None:
+        overrides.setdefault("server", {})["workers"] = args.workers
+    if getattr(args, "origin_dir", None) is not None:
+        overrides["origin"] = {"kind": "directory", "directory": {"path": str(args.origin_dir)}}
+    layers.append(overrides)
+    return load(layers)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from appliance.server import app, workers
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    config = _load_config(args)
+    sock = workers.systemd_socket() or workers.bind_socket(config.server.host, config.server.port)
+    admin = workers.bind_socket(config.server.admin_host, config.server.admin_port)
+    host, port = sock.getsockname()[:2]
+    admin_port = admin.getsockname()[1]
+    print(
+        f"appliance: serving on http://{host}:{port}/ (admin port {admin_port}) with "
+        f"{config.server.workers} worker(s), origin {config.origin.kind}",
+        flush=True,
+    )
+    if config.server.workers == 1:
+        workers.notify_systemd("READY=1")
+        return app.run_worker(config, sock, admin)
+
+    def run_worker(s: socket.socket) -> int:
+        workers.exit_on_parent_death()
+        return app.run_worker(config, s, admin)
+
+    return workers.Supervisor(sock, config.server.workers, run_worker).run()
+
+
+def _add_check_config(commands: Subcommands) -> None:
+    p = commands.add_parser("check-config", help="validate config files; print every problem")
+    p.add_argument("config", type=Path, nargs="+")
+    p.set_defaults(run=_run_check_config)
+
+
+def _run_check_config(args: argparse.Namespace) -> int:
+    from appliance.config import load, read_document
+
+    load([read_document(f) for f in args.config])
+    print("config ok")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="appliance", description=__doc__)
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_transcode(commands)
     _add_probe(commands)
+    _add_serve(commands)
+    _add_check_config(commands)
     return parser
 
 
@@ -135,6 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
+    except ConfigError as e:
+        for error in e.errors:
+            print(f"appliance {args.command}: {error}", file=sys.stderr)
+        return 2
     except (TranscodeError, ValueError) as e:
         print(f"appliance {args.command}: {e}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
@@ -70,6 +71,7 @@ class ServerConfig:
     admin_host: str = "127.0.0.1"  # purge and stats; loopback unless you mean it
     admin_port: int = 8081
     access_log: Literal["json", "combined", "off"] = "json"
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     drain_seconds: float = 20.0  # SIGTERM: how long in-flight requests may finish
 
 
@@ -115,13 +117,11 @@ class Config:
         for name, port in (("server.port", s.port), ("server.admin_port", s.admin_port)):
             if not 0 <= port <= 65535:
                 errors.append(f"{name}: {port} is not a TCP port")
-        for name, value in (
-            ("server.workers", s.workers),
-            ("server.threads", s.threads),
-            ("server.queue_depth", s.queue_depth),
-        ):
+        for name, value in (("server.workers", s.workers), ("server.threads", s.threads)):
             if value < 1:
                 errors.append(f"{name}: must be at least 1, not {value}")
+        if s.queue_depth < 0:
+            errors.append(f"server.queue_depth: must be 0 or more, not {s.queue_depth}")
         for name in ("jpeg_quality", "webp_quality", "avif_quality"):
             q = getattr(self.images, name)
             if not 1 <= q <= 100:
@@ -132,8 +132,14 @@ class Config:
         o = self.origin
         if o.kind == "s3" and not o.s3.bucket:
             errors.append("origin.s3.bucket: required when origin.kind is s3")
-        if o.kind == "http" and not o.http.base_url.startswith(("http://", "https://")):
-            errors.append("origin.http.base_url: must be an http:// or https:// URL")
+        if o.kind == "http":
+            if not o.http.base_url.startswith(("http://", "https://")):
+                errors.append("origin.http.base_url: must be an http:// or https:// URL")
+            else:
+                host = (urlsplit(o.http.base_url).hostname or "").rstrip(".").lower()
+                allowed = {h.rstrip(".").lower() for h in o.http.allowed_hosts}
+                if host not in allowed:
+                    errors.append(f"origin.http.allowed_hosts: must list base_url's host {host!r}")
         if o.connect_timeout <= 0 or o.read_timeout <= 0:
             errors.append("origin: timeouts must be positive")
         if self.signing.enabled and not self.signing.keys:

@@ -204,12 +204,25 @@ def transcode_image(
 ) -> Result:
     """Resizes and re-encodes one image; see docs/api.md for every option."""
     options = _options(
-        width=width, height=height, fit=fit, gravity=gravity, rect=rect, upscale=upscale,
-        format=format, quality=quality, progressive=progressive, optimize=optimize,
-        chroma=chroma, lossless=lossless, effort=effort, icc=icc, autorotate=autorotate,
-        background=background, max_source_pixels=max_source_pixels,
+        width=width,
+        height=height,
+        fit=fit,
+        gravity=gravity,
+        rect=rect,
+        upscale=upscale,
+        format=format,
+        quality=quality,
+        progressive=progressive,
+        optimize=optimize,
+        chroma=chroma,
+        lossless=lossless,
+        effort=effort,
+        icc=icc,
+        autorotate=autorotate,
+        background=background,
+        max_source_pixels=max_source_pixels,
         max_output_pixels=max_output_pixels,
-    )  # fmt: skip
+    )
     try:
         out, fmt, w, h, (decode, resize, encode) = _native.transcode(data, options)
     except _native.NativeError as e:

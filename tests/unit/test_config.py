@@ -16,21 +16,27 @@ def test_defaults_are_a_valid_config() -> None:
 
 
 def test_later_layers_win_and_sections_merge_key_by_key() -> None:
-    config = load([
-        {"server": {"port": 9000, "workers": 4}},
-        {"server": {"port": 9001}, "origin": {"kind": "s3", "s3": {"bucket": "photos"}}},
-    ])  # fmt: skip
+    config = load(
+        [
+            {"server": {"port": 9000, "workers": 4}},
+            {"server": {"port": 9001}, "origin": {"kind": "s3", "s3": {"bucket": "photos"}}},
+        ]
+    )
     assert (config.server.port, config.server.workers) == (9001, 4)
     assert config.origin.s3.bucket == "photos"
 
 
 def test_every_error_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as caught:
-        load([{
-            "server": {"port": "eighty", "colour": "blue"},
-            "origin": {"kind": "ftp"},
-            "images": {"jpeg_quality": 101},
-        }])  # fmt: skip
+        load(
+            [
+                {
+                    "server": {"port": "eighty", "colour": "blue"},
+                    "origin": {"kind": "ftp"},
+                    "images": {"jpeg_quality": 101},
+                }
+            ]
+        )
     errors = caught.value.errors
     assert "server.port: must be an integer, not 'eighty'" in errors
     assert "server.colour: unknown key" in errors
@@ -54,13 +60,15 @@ def test_lists_become_tuples_and_numbers_floats_where_declared() -> None:
 
 
 def test_environment_overrides_with_json_values_and_nested_sections() -> None:
-    layer = env_layer({
-        "APPLIANCE_SERVER_PORT": "9100",
-        "APPLIANCE_ORIGIN_S3__BUCKET": "photos",
-        "APPLIANCE_IMAGES_AUTO_FORMATS": '["webp"]',
-        "APPLIANCE_NOT_A_SECTION": "x",
-        "HOME": "/root",
-    })  # fmt: skip
+    layer = env_layer(
+        {
+            "APPLIANCE_SERVER_PORT": "9100",
+            "APPLIANCE_ORIGIN_S3__BUCKET": "photos",
+            "APPLIANCE_IMAGES_AUTO_FORMATS": '["webp"]',
+            "APPLIANCE_NOT_A_SECTION": "x",
+            "HOME": "/root",
+        }
+    )
     assert layer == {
         "server": {"port": 9100},
         "origin": {"s3": {"bucket": "photos"}},
@@ -83,3 +91,11 @@ def test_a_broken_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_files([tmp_path / "bad.json"], environ={})
     assert len(caught.value.errors) == 1 and "not valid JSON or YAML" in caught.value.errors[0]
+
+
+def test_an_http_origin_must_allow_its_own_host() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load([{"origin": {"kind": "http", "http": {"base_url": "https://img.example.com/o/"}}}])
+    assert caught.value.errors == [
+        "origin.http.allowed_hosts: must list base_url's host 'img.example.com'"
+    ]

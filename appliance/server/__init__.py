@@ -1,0 +1,1 @@
+"""The HTTP server: aiohttp on uvloop, worker processes sharing one socket."""
