@@ -190,11 +190,17 @@ def _run_serve(args: argparse.Namespace) -> int:
         workers.notify_systemd("READY=1")
         return app.run_worker(config, sock, admin)
 
+    current = [config]  # SIGHUP replaces it; workers forked afterwards see the new one
+
+    def reload() -> int:
+        current[0] = _load_config(args)
+        return current[0].server.workers
+
     def run_worker(s: socket.socket) -> int:
         workers.exit_on_parent_death()
-        return app.run_worker(config, s, admin)
+        return app.run_worker(current[0], s, admin)
 
-    return workers.Supervisor(sock, config.server.workers, run_worker).run()
+    return workers.Supervisor(sock, config.server.workers, run_worker, reload).run()
 
 
 def _add_check_config(commands: Subcommands) -> None:

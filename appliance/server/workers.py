@@ -94,14 +94,17 @@ class Supervisor:
         for _ in range(self.count):
             self.spawn()
         notify_systemd("READY=1")
+        # Poll rather than block in waitpid: Python retries a blocking waitpid after a
+        # signal handler runs (PEP 475), so a SIGHUP would wait for a child to exit.
         while self.children:
             if self.reloading and not self.stopping:
                 self._replace_workers()
             try:
-                pid, status = os.waitpid(-1, 0)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
-            except InterruptedError:
+            if pid == 0:
+                time.sleep(0.1)
                 continue
             started = self.children.pop(pid, None)
             if started is None or self.stopping:

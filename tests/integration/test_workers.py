@@ -1,0 +1,62 @@
+"""Several worker processes on one socket, kept alive by the supervisor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from test_server import get, photo
+
+
+def worker_pids(server_pid: int) -> set[int]:
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children")
+    return {int(p) for p in children.read_text().split()} if children.exists() else set()
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_workers_share_the_socket_and_a_dead_one_is_replaced(start_server, tmp_path: Path) -> None:
+    photo(400, 300).save(tmp_path / "cat.jpg")
+    server = start_server(
+        origin={"kind": "directory", "directory": {"path": str(tmp_path)}},
+        server={"workers": 2},
+    )
+    assert wait_for(lambda: len(worker_pids(server.process.pid)) == 2)
+    for width in range(100, 110):
+        assert get(server.url, f"/cat.jpg?w={width}")[0] == 200
+    victim = min(worker_pids(server.process.pid))
+    os.kill(victim, signal.SIGKILL)
+    assert wait_for(
+        lambda: (
+            victim not in worker_pids(server.process.pid)
+            and len(worker_pids(server.process.pid)) == 2
+        )
+    )
+    assert get(server.url, "/cat.jpg?w=120")[0] == 200
+    assert server.stop() == 0
+    assert worker_pids(server.process.pid) == set()
+
+
+def test_sighup_replaces_the_workers_without_closing_the_socket(
+    start_server, tmp_path: Path
+) -> None:
+    photo(400, 300).save(tmp_path / "cat.jpg")
+    server = start_server(
+        origin={"kind": "directory", "directory": {"path": str(tmp_path)}},
+        server={"workers": 2},
+    )
+    assert wait_for(lambda: len(worker_pids(server.process.pid)) == 2)
+    before = worker_pids(server.process.pid)
+    server.process.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: len(worker_pids(server.process.pid) - before) == 2)
+    assert get(server.url, "/cat.jpg?w=130")[0] == 200
+    assert server.stop() == 0
