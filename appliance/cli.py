@@ -6,6 +6,7 @@ import argparse
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -196,11 +197,13 @@ def _run_serve(args: argparse.Namespace) -> int:
         current[0] = _load_config(args)
         return current[0].server.workers
 
-    def run_worker(s: socket.socket) -> int:
-        workers.exit_on_parent_death()
-        return app.run_worker(current[0], s, admin)
+    with tempfile.TemporaryDirectory(prefix="appliance-peers-") as peers:
 
-    return workers.Supervisor(sock, config.server.workers, run_worker, reload).run()
+        def run_worker(s: socket.socket) -> int:
+            workers.exit_on_parent_death()
+            return app.run_worker(current[0], s, admin, Path(peers))
+
+        return workers.Supervisor(sock, config.server.workers, run_worker, reload).run()
 
 
 def _add_check_config(commands: Subcommands) -> None:

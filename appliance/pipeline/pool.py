@@ -4,6 +4,7 @@ refused at once with Overloaded (503 + Retry-After) instead of queueing without 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -33,12 +34,23 @@ class TranscodePool:
     def queued(self) -> int:
         return max(0, self.in_flight - self._threads)
 
-    async def run(self, fn: Callable[[], T]) -> T:
+    async def run(
+        self, fn: Callable[[], T], on_start: Callable[[float], object] | None = None
+    ) -> T:
+        """Runs ``fn`` on a transcode thread. ``on_start`` receives the seconds the call waited
+        in the queue (for the queue-wait histogram), from that thread."""
         if self.in_flight >= self._limit:
             raise Overloaded("server busy: transcode queue full, retry shortly")
         self.in_flight += 1
+        queued = time.perf_counter()
+
+        def timed() -> T:
+            if on_start is not None:
+                on_start(time.perf_counter() - queued)
+            return fn()
+
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, timed)
         finally:
             self.in_flight -= 1
 

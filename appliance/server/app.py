@@ -24,6 +24,7 @@ from appliance.server import handlers
 from appliance.server.handlers import Components
 from appliance.server.logs import access_logger_class
 from appliance.server.metrics import Metrics
+from appliance.server.peers import Peers
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,16 @@ def build_admin_app(components: Components) -> web.Application:
 
 
 async def serve_sockets(
-    config: Config, sock: socket.socket, admin_sock: socket.socket | None
+    config: Config,
+    sock: socket.socket,
+    admin_sock: socket.socket | None,
+    peers_dir: Path | None = None,
 ) -> None:
     """Runs one worker on already-bound sockets until SIGTERM/SIGINT, then drains."""
     components = build_components(config)
+    if peers_dir is not None:
+        components.peers = Peers(peers_dir)
+        await components.peers.listen(lambda key: handlers.purge_memory(components, key))
     logger = access_logger_class(config.server.access_log)
     logging_options: dict[str, Any] = {"access_log": None}
     if logger is not None:
@@ -135,14 +142,23 @@ async def serve_sockets(
     if admin_runner is not None:
         await admin_runner.cleanup()
     await runner.cleanup()  # stops accepting, lets in-flight requests finish
+    if components.peers is not None:
+        components.peers.close()
     log.info("server.stopped")
 
 
-def run_worker(config: Config, sock: socket.socket, admin_sock: socket.socket | None) -> int:
+def run_worker(
+    config: Config,
+    sock: socket.socket,
+    admin_sock: socket.socket | None,
+    peers_dir: Path | None = None,
+) -> int:
+    """One worker process; ``peers_dir`` (several workers) is where purges are passed on."""
+    serve = serve_sockets(config, sock, admin_sock, peers_dir)
     if config.server.event_loop == "uvloop":
         import uvloop
 
-        uvloop.run(serve_sockets(config, sock, admin_sock))
+        uvloop.run(serve)
     else:
-        asyncio.run(serve_sockets(config, sock, admin_sock))
+        asyncio.run(serve)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from appliance.request.negotiate import accepted
 from appliance.request.parse import ParsedRequest, ParseOptions, parse
 from appliance.request.signature import verify
 from appliance.server.metrics import Metrics
+from appliance.server.peers import Peers
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class Components:
     pool: TranscodePool
     metrics: Metrics
     parse_options: ParseOptions
+    peers: Peers | None = None  # the sibling workers, for purges
     draining: bool = False
 
 
@@ -146,10 +149,15 @@ class ImageRequest:
             )
         images = self.c.config.images
 
+        loop = asyncio.get_running_loop()
+        queue_wait = self.c.metrics.latency["queue"]
+
         async def create() -> Entry:
             start = time.perf_counter()
             rendered = await self.c.pool.run(
-                lambda: render(original, parsed.transform, fmt, variant, images, negotiated=vary)
+                lambda: render(original, parsed.transform, fmt, variant, images, negotiated=vary),
+                # measured on the transcode thread, recorded on the loop's
+                on_start=lambda waited: loop.call_soon_threadsafe(queue_wait.observe, waited),
             )
             self.c.metrics.latency["transcode"].observe(time.perf_counter() - start)
             self.spans.update(rendered.timings)
@@ -246,7 +254,19 @@ def purge_handler(components: Components) -> Handler:
     async def purge(request: web.Request) -> web.Response:
         key = request.match_info["key"]
         removed = await components.variants.purge(key) + await components.originals.purge(key)
-        log.info("cache.purge key=%s entries=%d", key, removed)
-        return web.json_response({"key": key, "purged": removed})
+        workers = components.peers.tell_others(key) if components.peers else 0
+        log.info("cache.purge key=%s entries=%d workers_told=%d", key, removed, workers)
+        return web.json_response({"key": key, "purged": removed, "workers_told": workers})
 
     return purge
+
+
+async def purge_memory(components: Components, key: str) -> int:
+    """A sibling's purge: drop this worker's memory copies (the disk tier is shared)."""
+    removed = 0
+    for cache in (components.variants, components.originals):
+        for tier in cache.tiers:
+            if tier.name == "memory":
+                removed += await tier.purge(key)
+    log.info("cache.purge_from_peer key=%s entries=%d", key, removed)
+    return removed

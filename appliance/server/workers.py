@@ -78,11 +78,18 @@ class Supervisor:
     def spawn(self) -> int:
         pid = os.fork()
         if pid == 0:  # the worker
+            # Not the supervisor's handlers: a SIGTERM before the worker's loop installs its
+            # own must simply end it, not make it act on its siblings.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
             code = 1
             try:
                 code = self.run_worker(self.sock)
+            except BaseException:
+                log.exception("worker.crashed pid=%d", os.getpid())
             finally:
+                logging.shutdown()
                 os._exit(code)
         self.children[pid] = time.monotonic()
         return pid

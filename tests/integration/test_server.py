@@ -159,7 +159,8 @@ def test_health_ready_and_metrics(server) -> None:
     assert status == 200
     assert 'appliance_requests_total{status="200"}' in text
     assert 'appliance_cache_requests_total{tier="variant",result="created"} 1' in text
-    assert "appliance_duration_seconds_bucket" in text
+    for span in ("queue", "fetch", "transcode"):
+        assert f'appliance_duration_seconds_count{{span="{span}"}} 1' in text
 
 
 def test_signed_mode_refuses_unsigned_and_accepts_signed(start_server, originals: Path) -> None:

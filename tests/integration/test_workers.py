@@ -60,3 +60,22 @@ def test_sighup_replaces_the_workers_without_closing_the_socket(
     assert wait_for(lambda: len(worker_pids(server.process.pid) - before) == 2)
     assert get(server.url, "/cat.jpg?w=130")[0] == 200
     assert server.stop() == 0
+
+
+def test_a_purge_reaches_the_memory_cache_of_every_worker(start_server, tmp_path: Path) -> None:
+    photo(400, 300).save(tmp_path / "cat.jpg")
+    server = start_server(
+        origin={"kind": "directory", "directory": {"path": str(tmp_path)}},
+        server={"workers": 2},
+    )
+    assert wait_for(lambda: len(worker_pids(server.process.pid)) == 2)
+    # Enough new connections that both workers render and keep the variant in memory.
+    before = {get(server.url, "/cat.jpg?w=90")[1]["etag"] for _ in range(30)}
+    assert len(before) == 1
+    photo(400, 300, seed=5).save(tmp_path / "cat.jpg")
+    status, _, body = get(server.admin_url, "/cat.jpg", method="DELETE")
+    assert status == 200 and b'"workers_told": 1' in body
+    time.sleep(0.2)  # the sibling's datagram is handled on its own loop
+    after = {get(server.url, "/cat.jpg?w=90")[1]["etag"] for _ in range(30)}
+    assert before.isdisjoint(after) and len(after) == 1
+    assert server.stop() == 0
