@@ -13,7 +13,7 @@ BUILD_PACKAGES := build-essential cmake pkg-config python3-venv python3-dev \
 	libjpeg62-turbo-dev libyuv-dev libwebp-dev libavif-dev libspng-dev libgif-dev liblcms2-dev
 TEST_PACKAGES := libjpeg-turbo-progs
 # Peers the benchmark measures us against.
-BENCH_PACKAGES := libvips42 imagemagick nodejs npm
+BENCH_PACKAGES := libvips42 imagemagick nodejs npm wrk nginx-light util-linux
 
 NATIVE_SOURCES := $(shell find native -name '*.cc' -o -name '*.h' -o -name CMakeLists.txt)
 
@@ -63,6 +63,11 @@ bench: build ## benchmark the transcoder against Pillow, libvips, sharp, ImageMa
 	$(PIP) install --quiet -r bench/requirements.txt
 	npm install --prefix bench --no-audit --no-fund --silent
 	$(PY) -m bench --corpus $(CORPUS)
+
+.PHONY: bench-http
+bench-http: build ## the server over HTTP against thumbor, nginx as the ceiling (~2.5 min)
+	@scripts/install-packages.sh $(BENCH_PACKAGES)
+	$(PY) -m bench.http
 
 .PHONY: asan
 asan: $(PY) ## build the core with AddressSanitizer and run the damaged-file loop under it
