@@ -398,6 +398,8 @@ Status Probe(const uint8_t* data, size_t size, ImageInfo* info) {
     return ProbeAny(SniffFormat(data, size), data, size, info);
   } catch (const std::bad_alloc&) {
     return Internal("out of memory");
+  } catch (const std::exception& e) {  // a library's C++ exception: never past the core
+    return Internal(e.what());
   }
 }
 
@@ -408,6 +410,8 @@ Status Transcode(const uint8_t* data, size_t size, const TranscodeOptions& optio
     return TranscodeImpl(data, size, options, result);
   } catch (const std::bad_alloc&) {
     return Internal("out of memory");
+  } catch (const std::exception& e) {  // a library's C++ exception: never past the core
+    return Internal(e.what());
   }
 }
 
@@ -430,6 +434,8 @@ Status DecodeJpegPlanes(const uint8_t* data, size_t size, int width, int height,
     return DecodeJpeg(data, size, request, image, &scale);
   } catch (const std::bad_alloc&) {
     return Internal("out of memory");
+  } catch (const std::exception& e) {  // a library's C++ exception: never past the core
+    return Internal(e.what());
   }
 }
 
