@@ -70,8 +70,8 @@ bench-http: build ## the server over HTTP against thumbor, nginx as the ceiling 
 	$(PY) -m bench.http
 
 .PHONY: asan
-asan: $(PY) ## build the core with AddressSanitizer and run the damaged-file loop under it
-	scripts/run-asan.sh
+asan: build ## build the core with AddressSanitizer and run the damaged-file loop under it
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/run-asan.sh $(CORPUS)
 
 .PHONY: lint
 lint: build ## ruff and mypy
