@@ -69,6 +69,10 @@ bench-http: build ## the server over HTTP against thumbor, nginx as the ceiling 
 	@scripts/install-packages.sh $(BENCH_PACKAGES)
 	$(PY) -m bench.http
 
+.PHONY: soak
+soak: build ## ten minutes at saturation: worker RSS must stay flat, answers 200/304/503 only
+	$(PY) -m bench.http.soak --corpus $(CORPUS)
+
 .PHONY: asan
 asan: build ## build the core with AddressSanitizer and run the damaged-file loop under it
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/run-asan.sh $(CORPUS)

@@ -93,7 +93,14 @@ class Server:
             return ""
 
 
-def ours(cpus: list[int], origin: Path, work: Path, workers: int, threads: int) -> Server:
+def ours(
+    cpus: list[int],
+    origin: Path,
+    work: Path,
+    workers: int,
+    threads: int,
+    memory_bytes: int = 256 * 1024 * 1024,
+) -> Server:
     """`appliance serve` from this checkout's virtual environment."""
     port, admin = free_port(), free_port()
     config = {
@@ -107,7 +114,7 @@ def ours(cpus: list[int], origin: Path, work: Path, workers: int, threads: int) 
             "access_log": "off",
         },
         "origin": {"kind": "directory", "directory": {"path": str(origin)}},
-        "cache": {"memory_bytes": 256 * 1024 * 1024},
+        "cache": {"memory_bytes": memory_bytes, "original_memory_bytes": memory_bytes},
     }
     path = work / "appliance.json"
     path.write_text(json.dumps(config, indent=2))

@@ -5,16 +5,12 @@
 // through every encoder, checks error codes for truncated, foreign and
 // oversized inputs, mutates files at random, and runs codecs on many threads.
 //
-//   python native/tests/make_codec_samples.py /work/shared/corpus /tmp/codec_samples
-//   g++ -std=c++17 -O1 -g -fsanitize=address,undefined -Wall -Wextra
-//     -Inative/include -Inative/src native/src/image.cc native/src/png_codec.cc
-//     native/src/webp_codec.cc native/src/gif_codec.cc native/src/avif_codec.cc
-//     native/src/icc.cc native/tests/codecs_smoke.cc -o /tmp/codecs_smoke
-//     $(pkg-config --cflags --libs spng libwebp libwebpdemux libwebpmux libavif lcms2)
-//     -lgif -lyuv -lpthread
-//   /tmp/codecs_smoke /work/shared/corpus /tmp/codec_samples
+//   .venv/bin/python native/tests/make_codec_samples.py ../shared/corpus build/codec_samples
+//   cmake -S native -B build/asan -G Ninja -DAPPLIANCE_SANITIZE=ON -DAPPLIANCE_TESTS=ON
+//   cmake --build build/asan --target codecs_smoke
+//   build/asan/codecs_smoke ../shared/corpus build/codec_samples
 //
-// Define APPLIANCE_HAVE_CHECK_SOURCE_SIZE when linking the real CheckSourceSize.
+// CMake defines APPLIANCE_HAVE_CHECK_SOURCE_SIZE: it links the core's real CheckSourceSize.
 #include <avif/avif.h>
 #include <lcms2.h>
 
