@@ -45,8 +45,6 @@ class Plane {
   const uint8_t* row(int y) const {
     return data_ + static_cast<ptrdiff_t>(y) * stride_;
   }
-  // Shrinks the visible size without moving pixels (decoders allocate whole blocks).
-  void Trim(int width, int height) { width_ = width; height_ = height; }
 
  private:
   std::unique_ptr<uint8_t[]> storage_;
