@@ -37,7 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hit-connections", type=int, default=16, help="wrk connections, hits (16)")
     p.add_argument("--cold-connections", type=int, default=8, help="wrk connections, cold (8)")
     p.add_argument("--open-seconds", type=float, default=25.0, help="the fixed-rate run (25)")
-    p.add_argument("--threads", type=int, default=1, help="our transcode threads per worker (1)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="our transcode threads per worker (default: the CPUs used; see "
+        "docs/decisions/0007-threads-per-worker.md)",
+    )
     p.add_argument("--no-thumbor", action="store_true", help="skip thumbor")
     p.add_argument("--no-write", action="store_true", help=f"do not write {display_path(RESULT)}")
     args = p.parse_args(argv)
@@ -47,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, cpus)  # the harness (and its open-loop generator) shares them too
+    if args.threads <= 0:
+        args.threads = len(cpus)
     corpus = resolve_corpus(args.corpus)
     files = [s.name for s in load_sources(corpus) if s.pixels <= MAX_PIXELS]
     if not files:
