@@ -66,7 +66,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1  # processes sharing the listening socket
-    threads: int = 2  # transcode threads per worker
+    threads: int = 0  # transcode threads per worker; 0 = the CPUs we may run on (decision 0007)
     queue_depth: int = 16  # transcodes waiting per worker before 503
     admin_host: str = "127.0.0.1"  # purge and stats; loopback unless you mean it
     admin_port: int = 8081
@@ -117,9 +117,10 @@ class Config:
         for name, port in (("server.port", s.port), ("server.admin_port", s.admin_port)):
             if not 0 <= port <= 65535:
                 errors.append(f"{name}: {port} is not a TCP port")
-        for name, value in (("server.workers", s.workers), ("server.threads", s.threads)):
-            if value < 1:
-                errors.append(f"{name}: must be at least 1, not {value}")
+        if s.workers < 1:
+            errors.append(f"server.workers: must be at least 1, not {s.workers}")
+        if s.threads < 0:
+            errors.append(f"server.threads: must be 0 (one per CPU) or more, not {s.threads}")
         if s.queue_depth < 0:
             errors.append(f"server.queue_depth: must be 0 or more, not {s.queue_depth}")
         for name in ("jpeg_quality", "webp_quality", "avif_quality"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 from pathlib import Path
@@ -67,7 +68,9 @@ def build_components(config: Config) -> Components:
         origin=build_origin(config.origin),
         originals=TieredCache(originals),
         variants=TieredCache(variants),
-        pool=TranscodePool(config.server.threads, config.server.queue_depth),
+        pool=TranscodePool(
+            config.server.threads or len(os.sched_getaffinity(0)), config.server.queue_depth
+        ),
         metrics=Metrics(),
         parse_options=ParseOptions(strict=images.strict_params, max_dimension=images.max_dimension),
     )
