@@ -187,10 +187,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         f"{config.server.workers} worker(s), origin {config.origin.kind}",
         flush=True,
     )
-    if config.server.workers == 1:
-        workers.notify_systemd("READY=1")
-        return app.run_worker(config, sock, admin)
-
+    # Always supervised, one worker or many: SIGHUP reloads and a crashed worker is restarted.
     current = [config]  # SIGHUP replaces it; workers forked afterwards see the new one
 
     def reload() -> int:

@@ -79,3 +79,15 @@ def test_a_purge_reaches_the_memory_cache_of_every_worker(start_server, tmp_path
     after = {get(server.url, "/cat.jpg?w=90")[1]["etag"] for _ in range(30)}
     assert before.isdisjoint(after) and len(after) == 1
     assert server.stop() == 0
+
+
+def test_sighup_with_one_worker_reloads_instead_of_exiting(start_server, tmp_path: Path) -> None:
+    photo(400, 300).save(tmp_path / "cat.jpg")
+    server = start_server(origin={"kind": "directory", "directory": {"path": str(tmp_path)}})
+    assert wait_for(lambda: len(worker_pids(server.process.pid)) == 1)
+    before = worker_pids(server.process.pid)
+    server.process.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: worker_pids(server.process.pid) - before)
+    assert server.process.poll() is None
+    assert get(server.url, "/cat.jpg?w=140")[0] == 200
+    assert server.stop() == 0
