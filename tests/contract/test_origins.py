@@ -11,7 +11,6 @@ import logging
 import mimetypes
 import os
 import random
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import pytest
 import requests
 from aiohttp import web
 from botocore.exceptions import ClientError
+from servers import ServerThread
 
 from appliance.config import DirectoryOriginConfig, HttpOriginConfig, S3OriginConfig
 from appliance.origin.base import KeyRejected, Original, OriginNotFound, SourceTooLarge
@@ -84,41 +84,6 @@ def _directory_backend(tmp: Path) -> Backend:
 # --- a local HTTP server ---------------------------------------------------------------------
 
 
-class _ServerThread:
-    """An aiohttp application on 127.0.0.1, port 0, served by its own loop in a thread."""
-
-    def __init__(self, app: web.Application) -> None:
-        self._app = app
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self.port = 0
-
-    def __enter__(self) -> _ServerThread:
-        self._thread.start()
-        assert self._ready.wait(5), "server did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def _serve(self) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        runner = web.AppRunner(
-            self._app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True
-        )
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        self.port = runner.addresses[0][1]
-        self._ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-
 def _file_server(files: dict[str, tuple[bytes, float]]) -> web.Application:
     """Serves ``files`` under /originals/ the way a web server serves files: ETag,
     Last-Modified, Content-Type, 304 on a matching If-None-Match, 404 otherwise."""
@@ -141,13 +106,13 @@ def _file_server(files: dict[str, tuple[bytes, float]]) -> web.Application:
 
 
 @pytest.fixture(scope="module")
-def http_server() -> Iterator[tuple[_ServerThread, dict[str, tuple[bytes, float]]]]:
+def http_server() -> Iterator[tuple[ServerThread, dict[str, tuple[bytes, float]]]]:
     files: dict[str, tuple[bytes, float]] = {}
-    with _ServerThread(_file_server(files)) as server:
+    with ServerThread(_file_server(files)) as server:
         yield server, files
 
 
-def _http_backend(server: _ServerThread, files: dict[str, tuple[bytes, float]]) -> Backend:
+def _http_backend(server: ServerThread, files: dict[str, tuple[bytes, float]]) -> Backend:
     def put(key: str, data: bytes) -> None:
         files[key] = (data, time.time())
 

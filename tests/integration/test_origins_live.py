@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,6 +13,7 @@ import boto3
 import pytest
 from aiohttp import web
 from PIL import Image
+from servers import ServerThread
 from test_server import get, photo, size_of
 
 
@@ -23,50 +23,32 @@ def jpeg_bytes(seed: int = 1) -> bytes:
     return out.getvalue()
 
 
-class CountingOrigin:
-    """An HTTP origin in a thread that counts GETs and answers slowly enough for requests to
-    overlap."""
+def origin_app(files: dict[str, bytes], delay: float = 0.3) -> web.Application:
+    """An HTTP origin that answers slowly enough for requests to overlap; ``redirect.jpg``
+    redirects to the EC2 metadata address (SSRF by redirect)."""
 
-    def __init__(self, files: dict[str, bytes], delay: float = 0.3) -> None:
-        self.files = files
-        self.delay = delay
-        self.gets = 0
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        threading.Thread(target=self._run, daemon=True).start()
-        assert self._ready.wait(5)
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.gets += 1
-        if request.match_info["key"] == "redirect.jpg":  # SSRF by redirect
+    async def handle(request: web.Request) -> web.Response:
+        if request.match_info["key"] == "redirect.jpg":
             raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
-        await asyncio.sleep(self.delay)
-        data = self.files.get(request.match_info["key"])
+        await asyncio.sleep(delay)
+        data = files.get(request.match_info["key"])
         if data is None:
             return web.Response(status=404)
         return web.Response(body=data, content_type="image/jpeg", headers={"ETag": '"v1"'})
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_route("*", "/{key:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = runner.addresses[0][1]
-        self._ready.set()
-        self._loop.run_forever()
+    app = web.Application()
+    app.router.add_route("*", "/{key:.*}", handle)
+    return app
 
 
 @pytest.fixture(scope="module")
-def http_origin() -> CountingOrigin:
-    return CountingOrigin({"cat.jpg": jpeg_bytes()})
+def http_origin() -> Iterator[ServerThread]:
+    with ServerThread(origin_app({"cat.jpg": jpeg_bytes()})) as server:
+        yield server
 
 
 def test_ten_concurrent_misses_make_one_origin_get(start_server, http_origin) -> None:
-    http_origin.gets = 0
+    http_origin.requests.clear()
     server = start_server(
         origin={
             "kind": "http",
@@ -81,7 +63,7 @@ def test_ten_concurrent_misses_make_one_origin_get(start_server, http_origin) ->
         results = list(pool.map(lambda _: get(server.url, "/cat.jpg?w=321"), range(10)))
     assert [r[0] for r in results] == [200] * 10
     assert len({r[2] for r in results}) == 1 and size_of(results[0][2])[1][0] == 321
-    assert http_origin.gets == 1
+    assert [method for method, _, _ in http_origin.requests] == ["GET"]
 
 
 @pytest.mark.parametrize("base_url", ["http://127.0.0.1:{port}/", "http://169.254.169.254/"])

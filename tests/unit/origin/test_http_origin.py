@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
-from origin_servers import ServerThread, TableResolver
+from servers import ServerThread, TableResolver
 
 from appliance.config import HttpOriginConfig
 from appliance.origin import addresses

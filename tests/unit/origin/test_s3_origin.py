@@ -19,7 +19,7 @@ from aiohttp import web
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from origin_servers import ServerThread
+from servers import ServerThread
 
 from appliance.config import S3OriginConfig
 from appliance.origin.base import (

@@ -1,5 +1,6 @@
-"""Test helpers for the origin tests: a local aiohttp server in its own thread (so a handler
-that sleeps never blocks the client's loop), and a resolver that answers from a table."""
+"""Test helpers shared by the suites (origins, integration): a local aiohttp server in its own
+thread (so a handler that sleeps never blocks the client's loop), and a resolver that answers
+from a table."""
 
 from __future__ import annotations
 
