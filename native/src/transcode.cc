@@ -268,6 +268,20 @@ Status Encode(Format format, const Image& image, const EncodeParams& params,
   }
 }
 
+// What the decoder needs from the plan: the planned size and the part of the
+// source it covers, in stored pixels (a JPEG picks its DCT scale from them).
+DecodeRequest RequestFor(const Plan& plan, const Limits& limits) {
+  DecodeRequest request;
+  request.limits = limits;
+  request.min_width = plan.stored_width;
+  request.min_height = plan.stored_height;
+  const RegionF& r = plan.stored_region;
+  request.region = Rect{static_cast<int>(r.x), static_cast<int>(r.y),
+                        static_cast<int>(std::ceil(r.width)),
+                        static_cast<int>(std::ceil(r.height))};
+  return request;
+}
+
 Status TranscodeImpl(const uint8_t* data, size_t size, const TranscodeOptions& options,
                      TranscodeResult* result) {
   const Clock::time_point start = Clock::now();
@@ -286,14 +300,7 @@ Status TranscodeImpl(const uint8_t* data, size_t size, const TranscodeOptions& o
   APPLIANCE_RETURN_IF_ERROR(MakePlan(info.width, info.height, orientation, options, &plan));
 
   // Decode no larger than the planned size (JPEG picks its DCT scale from it).
-  DecodeRequest request;
-  request.limits = options.limits;
-  request.min_width = plan.stored_width;
-  request.min_height = plan.stored_height;
-  const RegionF& r = plan.stored_region;
-  request.region = Rect{static_cast<int>(r.x), static_cast<int>(r.y),
-                        static_cast<int>(std::ceil(r.width)),
-                        static_cast<int>(std::ceil(r.height))};
+  const DecodeRequest request = RequestFor(plan, options.limits);
   Image decoded;
   APPLIANCE_RETURN_IF_ERROR(DecodeAny(source_format, data, size, request, &decoded));
   result->timings.decode = SecondsSince(start);
@@ -426,9 +433,7 @@ Status DecodeJpegPlanes(const uint8_t* data, size_t size, int width, int height,
     options.height = height;
     Plan plan;
     APPLIANCE_RETURN_IF_ERROR(MakePlan(info.width, info.height, info.orientation, options, &plan));
-    DecodeRequest request;
-    request.min_width = plan.stored_width;
-    request.min_height = plan.stored_height;
+    DecodeRequest request = RequestFor(plan, options.limits);
     request.dc_shortcut = shortcuts;
     int scale = 8;
     return DecodeJpeg(data, size, request, image, &scale);
