@@ -73,6 +73,8 @@ class ServerConfig:
     access_log: Literal["json", "combined", "off"] = "json"
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     drain_seconds: float = 20.0  # SIGTERM: how long in-flight requests may finish
+    welcome_page: bool = False  # GET / shows how to configure the instance (unconfigured images)
+    problems_file: str | None = None  # boot-time problems (bad user-data) that /ready reports
 
 
 @dataclass(frozen=True, slots=True)

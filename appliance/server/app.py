@@ -82,6 +82,8 @@ def build_app(components: Components) -> web.Application:
     app.router.add_get("/health", handlers.health)
     app.router.add_get("/ready", handlers.ready_handler(components))
     app.router.add_get("/metrics", handlers.metrics_handler(components))
+    if components.config.server.welcome_page:
+        app.router.add_get("/", handlers.welcome_handler(components))
     app.router.add_get("/{key:.+}", handlers.image_handler(components))
 
     async def close(_: web.Application) -> None:  # reverse order of construction

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from appliance.request.parse import ParsedRequest, ParseOptions, parse
 from appliance.request.signature import verify
 from appliance.server.metrics import Metrics
 from appliance.server.peers import Peers
+from appliance.server.welcome import render_welcome, sample_names
 
 log = logging.getLogger(__name__)
 
@@ -216,13 +218,44 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
     return response
 
 
+def welcome_handler(components: Components) -> Handler:
+    page = render_welcome(components.config, sample_names(components.config))
+
+    async def welcome(_: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+    return welcome
+
+
+def boot_problems(path: str | None) -> list[str]:
+    """The lines of the boot-time problems file (``{"user-data": [lines], ...}``), each
+    prefixed with its source; none when there is no file. A file that cannot be read is itself
+    a problem worth reporting."""
+    if not path:
+        return []
+    try:
+        with open(path, "rb") as f:
+            document = json.load(f)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        return [f"{path}: unreadable ({e})"]
+    if not isinstance(document, dict):
+        return [f"{path}: not a JSON object"]
+    return [
+        f"{source}: {line}"
+        for source, lines in sorted(document.items())
+        for line in (lines if isinstance(lines, list) else [lines])
+    ]
+
+
 async def health(_: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
 def ready_handler(components: Components) -> Handler:
     async def ready(_: web.Request) -> web.Response:
-        problems: list[str] = []
+        problems = boot_problems(components.config.server.problems_file)
         if components.draining:
             problems.append("draining: shutting down")
         if components.pool.saturated:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import http.client
 import io
 import shutil
@@ -234,3 +235,38 @@ def test_a_torn_disk_cache_file_is_a_miss(start_server, originals: Path, tmp_pat
     status, _, body = get(server.url, "/photos/cat.jpg?w=150")
     assert status == 200 and body == good
     shutil.rmtree(cache)
+
+
+def test_an_unconfigured_instance_shows_how_to_configure_it(start_server, originals) -> None:
+    (originals / "sample.jpg").write_bytes((originals / "photos" / "cat.jpg").read_bytes())
+    server = start_server(
+        origin={"kind": "directory", "directory": {"path": str(originals)}},
+        server={"welcome_page": True},
+    )
+    status, headers, body = get(server.url, "/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    page = body.decode()
+    assert "user data" in page and '"kind": "s3"' in html.unescape(page)
+    assert "/sample.jpg?width=400&amp;format=auto" in page  # an example URL that works
+    assert get(server.url, "/sample.jpg?width=400&format=auto")[0] == 200
+
+
+def test_the_welcome_page_is_off_once_configured(server) -> None:
+    assert get(server.url, "/")[0] == 404
+
+
+def test_ready_names_the_bad_user_data_key_and_the_images_still_serve(
+    start_server, originals, tmp_path
+) -> None:
+    problems = tmp_path / "problems.json"
+    problems.write_text('{"user-data": ["origin.s3.bucket: required when origin.kind is s3"]}')
+    server = start_server(
+        origin={"kind": "directory", "directory": {"path": str(originals)}},
+        server={"problems_file": str(problems)},
+    )
+    status, _, body = get(server.url, "/ready")
+    assert status == 503
+    assert b"user-data: origin.s3.bucket: required when origin.kind is s3" in body
+    assert get(server.url, "/photos/cat.jpg?width=100")[0] == 200
+    problems.unlink()  # the next boot's user-data was good: ready again, no restart
+    assert get(server.url, "/ready")[0] == 200
