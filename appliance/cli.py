@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import socket
 import sys
@@ -131,7 +132,12 @@ def _run_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_CONFIG_FILES = (Path("/run/appliance/tuned.json"), Path("/etc/appliance/appliance.json"))
+# The layers of DESIGN.md section 5 as the image lays them out (the boot units write /run).
+DEFAULT_CONFIG_FILES = (
+    Path("/run/appliance/tuned.json"),
+    Path("/etc/appliance/appliance.json"),
+    Path("/run/appliance/userdata.json"),
+)
 
 
 def _add_serve(commands: Subcommands) -> None:
@@ -174,10 +180,12 @@ def _load_config(args: argparse.Namespace) -> Config:
 def _run_serve(args: argparse.Namespace) -> int:
     import logging
 
-    from appliance.server import app, workers
+    from appliance.server import app, handlers, workers
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     config = _load_config(args)
+    for problem in handlers.boot_problems(config.server.problems_file):
+        logging.getLogger("appliance.server").warning("config.problem %s", problem)
     sock = workers.systemd_socket() or workers.bind_socket(config.server.host, config.server.port)
     admin = workers.bind_socket(config.server.admin_host, config.server.admin_port)
     host, port = sock.getsockname()[:2]
@@ -217,6 +225,15 @@ def _run_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+# Modules that add their own subcommands through ``register(commands)``. They import only the
+# standard library at module level, so ``appliance serve`` does not pay for boto3 or packer.
+COMMAND_MODULES = (
+    "appliance.boot.disks",  # appliance disks: the cache disk (boot, oneshot)
+    "appliance.boot.autotune",  # appliance autotune: facts -> plan -> tuned.json (boot, oneshot)
+    "appliance.boot.userdata",  # appliance userdata: EC2 user-data -> config layer (boot, oneshot)
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="appliance", description=__doc__)
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
@@ -225,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_probe(commands)
     _add_serve(commands)
     _add_check_config(commands)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(commands)
     return parser
 
 
