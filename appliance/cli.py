@@ -231,6 +231,7 @@ COMMAND_MODULES = (
     "appliance.boot.disks",  # appliance disks: the cache disk (boot, oneshot)
     "appliance.boot.autotune",  # appliance autotune: facts -> plan -> tuned.json (boot, oneshot)
     "appliance.boot.userdata",  # appliance userdata: EC2 user-data -> config layer (boot, oneshot)
+    "appliance.bake.command",  # appliance bake: Packer builds and AMI housekeeping
 )
 
 

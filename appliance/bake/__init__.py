@@ -1,0 +1,2 @@
+"""Build tooling: Packer builds of the machine image and AMI housekeeping with boto3. Never
+imported by the server."""

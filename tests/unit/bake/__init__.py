@@ -1,0 +1,1 @@
+"""Tests of appliance.bake: the python-packer adapter, its output parser and AMI housekeeping."""
