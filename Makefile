@@ -9,9 +9,11 @@ PIP := $(VENV)/bin/pip
 CORPUS ?= ../shared/corpus
 
 # Build and test needs, from Debian (nothing vendored).
-BUILD_PACKAGES := build-essential cmake pkg-config python3-venv python3-dev \
-	libjpeg62-turbo-dev libyuv-dev libwebp-dev libavif-dev libspng-dev libgif-dev liblcms2-dev
+BUILD_PACKAGES := $(shell grep -v '^\#' native/build-packages.txt)
 TEST_PACKAGES := libjpeg-turbo-progs
+# The local machine image: bake it with Packer, boot it under QEMU (docs/local-image.md).
+IMAGE_PACKAGES := packer qemu-system-x86 qemu-utils mmdebstrap extlinux fdisk e2fsprogs \
+	socat openssh-client shellcheck
 # Peers the benchmark measures us against.
 BENCH_PACKAGES := libvips42 imagemagick nodejs npm wrk nginx-light util-linux
 
@@ -50,8 +52,19 @@ run: build ## serve the sample images on http://127.0.0.1:8080/ (Ctrl-C stops)
 	$(VENV)/bin/appliance serve --origin-dir $(CORPUS) --host 127.0.0.1 --port 8080
 
 .PHONY: test
-test: build ## run the whole test suite
-	$(PY) -m pytest -q -m "not slow"
+test: build ## run the whole test suite (the booted image test is `make image-test`)
+	@scripts/install-packages.sh shellcheck
+	$(PY) -m pytest -q -m "not slow" --ignore=tests/image
+
+.PHONY: image
+image: build ## bake the local QEMU image with the AMI's provisioning (.cache/image/output)
+	@scripts/install-packages.sh $(IMAGE_PACKAGES)
+	$(PY) -m tests.image.harness build
+
+.PHONY: image-test
+image-test: build ## bake the local image, boot it twice under QEMU, check it with testinfra
+	@scripts/install-packages.sh $(IMAGE_PACKAGES)
+	$(PY) -m pytest -q -p no:cacheprovider tests/image
 
 .PHONY: test-slow
 test-slow: build ## run the long tests too (1,000 damaged files)

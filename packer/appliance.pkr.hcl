@@ -114,6 +114,9 @@ source "qemu" "local" {
     # The slirp net sits in 169.254.0.0/16 because guestfwd only reaches addresses inside it; the
     # fake IMDS (tests/image/fake_imds.py) answers 169.254.169.254:80 as on EC2.
     ["-netdev", "user,id=user.0,net=169.254.0.0/16,host=169.254.0.2,dns=169.254.0.3,dhcpstart=169.254.0.15,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22,guestfwd=tcp:169.254.169.254:80-cmd:socat - TCP:127.0.0.1:${var.imds_port}"],
+    # qemu64 lacks cmpxchg16b, and Debian 13's kernel under TCG then double-faults in the slab
+    # allocator now and then; "max" is every feature TCG emulates (AVX2 included).
+    ["-cpu", "max"],
     # cloud-init's Ec2 datasource looks for this before it asks the IMDS
     ["-smbios", "type=1,manufacturer=Amazon EC2,product=appliance-local,uuid=ec2e1916-0000-4000-8000-000000000001"],
     ["-serial", "file:${var.output_dir}-console.log"],
