@@ -123,7 +123,11 @@ def samples() -> Path:
             for x in range(width)
             for v in (x * 255 // width, y * 255 // height, 128)
         )
-        (out / "gradient.png").write_bytes(_png(width, height, rgb))
+        png = _png(width, height, rgb)
+        (out / "gradient.png").write_bytes(png)
+        from appliance import transcode  # the host's build of our own encoder
+
+        (out / "gradient.jpg").write_bytes(transcode(png, format="jpeg"))
     return out
 
 
