@@ -205,3 +205,21 @@ def assert_tuned_matches(boot: Boot, *, cpus: int) -> dict[str, Any]:
     workers = host.run("pgrep -u appliance -f 'appliance serve' | wc -l").stdout.strip()
     assert int(workers) == server["workers"] + 1  # the supervisor and its workers
     return tuned
+
+
+def test_no_user_data_at_all_serves_the_samples_and_is_ready(broken: Boot, imds: Any) -> None:
+    """Marketplace one-click: no user-data. The boot steps run again as at a new boot."""
+    state = json.loads(imds.state_path.read_text())
+    state["user_data"] = None
+    imds.write(state)
+    host = broken.host
+    host.run_expect([0], "systemctl restart appliance-autotune.service appliance.service")
+    assert not host.file("/run/appliance/problems.json").exists
+    assert not host.file("/run/appliance/userdata.json").exists
+    status, body = fetch(broken, "/ready")
+    assert status == 200, body
+    status, body = fetch(broken, "/")
+    assert status == 200 and b"user data" in body
+    sample = host.run("ls /opt/appliance/samples").stdout.split()[0]
+    status, body = fetch(broken, "/" + urllib.parse.quote(sample) + "?width=120&format=webp")
+    assert status == 200 and image_size(body)[1][0] == 120
