@@ -165,6 +165,8 @@ class ImageRequest:
             self.spans.update(rendered.timings)
             return rendered.entry
 
+        # get_or_create looks in memory once more: another request may have made this variant
+        # while we fetched the original (one dict lookup), and joins its flight if still running.
         entry, source = await self.c.variants.get_or_create(key, create)
         self.c.metrics.cache[("variant", source)] += 1
         return self.send(entry, vary=vary, source=source)
