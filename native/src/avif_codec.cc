@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "codecs.h"
+#include "guard.h"
 #include "libyuv/planar_functions.h"
 
 namespace appliance {
@@ -175,12 +176,9 @@ Status EncodeAvifImpl(const Image& image, const EncodeParams& params, std::vecto
 
 Status EncodeAvif(const Image& image, const EncodeParams& params, std::vector<uint8_t>* out) {
   if (out == nullptr) return InvalidArgument("null argument");
-  try {
-    return EncodeAvifImpl(image, params, out);
-  } catch (const std::exception&) {
-    out->clear();
-    return Internal("out of memory encoding AVIF");
-  }
+  Status status = Guard("encoding AVIF", [&] { return EncodeAvifImpl(image, params, out); });
+  if (!status.ok()) out->clear();
+  return status;
 }
 
 }  // namespace appliance

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "codecs.h"
+#include "guard.h"
 #include "plane_ops.h"
 
 namespace appliance {
@@ -254,23 +255,15 @@ Status ProbeGifImpl(const uint8_t* data, size_t size, ImageInfo* info) {
 
 Status DecodeGif(const uint8_t* data, size_t size, const Limits& limits, Image* image) {
   if (data == nullptr || image == nullptr) return InvalidArgument("null argument");
-  try {
-    Status status = DecodeGifImpl(data, size, limits, image);
-    if (!status.ok()) *image = Image();
-    return status;
-  } catch (const std::exception&) {
-    *image = Image();
-    return Internal("out of memory decoding GIF");
-  }
+  Status status =
+      Guard("decoding GIF", [&] { return DecodeGifImpl(data, size, limits, image); });
+  if (!status.ok()) *image = Image();
+  return status;
 }
 
 Status ProbeGif(const uint8_t* data, size_t size, ImageInfo* info) {
   if (data == nullptr || info == nullptr) return InvalidArgument("null argument");
-  try {
-    return ProbeGifImpl(data, size, info);
-  } catch (const std::exception&) {
-    return Internal("out of memory probing GIF");
-  }
+  return Guard("probing GIF", [&] { return ProbeGifImpl(data, size, info); });
 }
 
 }  // namespace appliance

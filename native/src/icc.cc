@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "codecs.h"
+#include "guard.h"
 #include "libyuv/planar_functions.h"
 
 namespace appliance {
@@ -200,11 +201,7 @@ bool IsSrgbProfileImpl(const std::vector<uint8_t>& icc) {
 
 Status ConvertToSrgb(Image* image) {
   if (image == nullptr) return InvalidArgument("null argument");
-  try {
-    return ConvertToSrgbImpl(image);
-  } catch (const std::exception&) {
-    return Internal("out of memory converting colour");
-  }
+  return Guard("converting colour", [&] { return ConvertToSrgbImpl(image); });
 }
 
 bool IsSrgbProfile(const std::vector<uint8_t>& icc) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "codecs.h"
+#include "guard.h"
 #include "plane_ops.h"
 #include "libyuv/planar_functions.h"
 
@@ -411,33 +412,22 @@ Status EncodePngImpl(const Image& image, const EncodeParams& params, std::vector
 
 Status DecodePng(const uint8_t* data, size_t size, const Limits& limits, Image* image) {
   if (data == nullptr || image == nullptr) return InvalidArgument("null argument");
-  try {
-    Status status = DecodePngImpl(data, size, limits, image);
-    if (!status.ok()) *image = Image();
-    return status;
-  } catch (const std::exception&) {
-    *image = Image();
-    return Internal("out of memory decoding PNG");
-  }
+  Status status =
+      Guard("decoding PNG", [&] { return DecodePngImpl(data, size, limits, image); });
+  if (!status.ok()) *image = Image();
+  return status;
 }
 
 Status ProbePng(const uint8_t* data, size_t size, ImageInfo* info) {
   if (data == nullptr || info == nullptr) return InvalidArgument("null argument");
-  try {
-    return ProbePngImpl(data, size, info);
-  } catch (const std::exception&) {
-    return Internal("out of memory probing PNG");
-  }
+  return Guard("probing PNG", [&] { return ProbePngImpl(data, size, info); });
 }
 
 Status EncodePng(const Image& image, const EncodeParams& params, std::vector<uint8_t>* out) {
   if (out == nullptr) return InvalidArgument("null argument");
-  try {
-    return EncodePngImpl(image, params, out);
-  } catch (const std::exception&) {
-    out->clear();
-    return Internal("out of memory encoding PNG");
-  }
+  Status status = Guard("encoding PNG", [&] { return EncodePngImpl(image, params, out); });
+  if (!status.ok()) out->clear();
+  return status;
 }
 
 }  // namespace appliance

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "codecs.h"
+#include "guard.h"
 #include "plan.h"
 #include "plane_ops.h"
 
@@ -401,31 +402,19 @@ Status CheckSourceSize(uint64_t width, uint64_t height, const Limits& limits) {
 }
 
 Status Probe(const uint8_t* data, size_t size, ImageInfo* info) {
-  try {
-    return ProbeAny(SniffFormat(data, size), data, size, info);
-  } catch (const std::bad_alloc&) {
-    return Internal("out of memory");
-  } catch (const std::exception& e) {  // a library's C++ exception: never past the core
-    return Internal(e.what());
-  }
+  return Guard("probing", [&] { return ProbeAny(SniffFormat(data, size), data, size, info); });
 }
 
 Status Transcode(const uint8_t* data, size_t size, const TranscodeOptions& options,
                  TranscodeResult* result) {
   if (data == nullptr || size == 0) return Unsupported("empty input");
-  try {
-    return TranscodeImpl(data, size, options, result);
-  } catch (const std::bad_alloc&) {
-    return Internal("out of memory");
-  } catch (const std::exception& e) {  // a library's C++ exception: never past the core
-    return Internal(e.what());
-  }
+  return Guard("transcoding", [&] { return TranscodeImpl(data, size, options, result); });
 }
 
 Status DecodeJpegPlanes(const uint8_t* data, size_t size, int width, int height,
                         bool shortcuts, Image* image) {
   if (SniffFormat(data, size) != Format::kJpeg) return Unsupported("not a JPEG");
-  try {
+  return Guard("decoding JPEG planes", [&]() -> Status {
     ImageInfo info;
     APPLIANCE_RETURN_IF_ERROR(ProbeJpeg(data, size, &info));
     TranscodeOptions options;
@@ -437,11 +426,7 @@ Status DecodeJpegPlanes(const uint8_t* data, size_t size, int width, int height,
     request.dc_shortcut = shortcuts;
     int scale = 8;
     return DecodeJpeg(data, size, request, image, &scale);
-  } catch (const std::bad_alloc&) {
-    return Internal("out of memory");
-  } catch (const std::exception& e) {  // a library's C++ exception: never past the core
-    return Internal(e.what());
-  }
+  });
 }
 
 }  // namespace appliance

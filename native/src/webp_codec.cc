@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "codecs.h"
+#include "guard.h"
 #include "plane_ops.h"
 #include "libyuv/planar_functions.h"
 
@@ -411,33 +412,22 @@ Status EncodeWebpImpl(const Image& image, const EncodeParams& params, std::vecto
 
 Status DecodeWebp(const uint8_t* data, size_t size, const Limits& limits, Image* image) {
   if (data == nullptr || image == nullptr) return InvalidArgument("null argument");
-  try {
-    Status status = DecodeWebpImpl(data, size, limits, image);
-    if (!status.ok()) *image = Image();
-    return status;
-  } catch (const std::exception&) {
-    *image = Image();
-    return Internal("out of memory decoding WebP");
-  }
+  Status status =
+      Guard("decoding WebP", [&] { return DecodeWebpImpl(data, size, limits, image); });
+  if (!status.ok()) *image = Image();
+  return status;
 }
 
 Status ProbeWebp(const uint8_t* data, size_t size, ImageInfo* info) {
   if (data == nullptr || info == nullptr) return InvalidArgument("null argument");
-  try {
-    return ProbeWebpImpl(data, size, info);
-  } catch (const std::exception&) {
-    return Internal("out of memory probing WebP");
-  }
+  return Guard("probing WebP", [&] { return ProbeWebpImpl(data, size, info); });
 }
 
 Status EncodeWebp(const Image& image, const EncodeParams& params, std::vector<uint8_t>* out) {
   if (out == nullptr) return InvalidArgument("null argument");
-  try {
-    return EncodeWebpImpl(image, params, out);
-  } catch (const std::exception&) {
-    out->clear();
-    return Internal("out of memory encoding WebP");
-  }
+  Status status = Guard("encoding WebP", [&] { return EncodeWebpImpl(image, params, out); });
+  if (!status.ok()) out->clear();
+  return status;
 }
 
 }  // namespace appliance
