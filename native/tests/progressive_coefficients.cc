@@ -1,0 +1,206 @@
+// Checks DecodeProgressiveCoefficients against libjpeg-turbo's
+// jpeg_read_coefficients, coefficient for coefficient, on each file given:
+//   progressive_coefficients FILE...
+// Prints "ok N blocks" or the first mismatch per file, and the decode times
+// (median of 5) for information. Exits non-zero on any mismatch or failure.
+#include <algorithm>
+#include <chrono>
+#include <csetjmp>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+// jpeglib.h needs FILE and size_t first.
+#include <jpeglib.h>
+
+#include "jpeg_progressive.h"
+
+namespace appliance {
+namespace {
+
+constexpr int kTimingRuns = 5;
+
+struct ErrorManager {
+  jpeg_error_mgr pub;
+  jmp_buf jump;
+};
+
+void OnError(j_common_ptr cinfo) {
+  longjmp(reinterpret_cast<ErrorManager*>(cinfo->err)->jump, 1);
+}
+void OnMessage(j_common_ptr) {}
+
+// libjpeg's view: per component, its block grid and its coefficients copied
+// out of the virtual arrays into the same layout as ours.
+struct Reference {
+  struct Component {
+    int width_in_blocks = 0, height_in_blocks = 0;
+    bool has_quant = false;
+    uint16_t quant[64] = {};
+    std::vector<int16_t> coefficients;  // height_in_blocks x width_in_blocks x 64
+  };
+  std::vector<Component> components;
+};
+
+// RAII for a decompressor; the error manager must outlive it.
+class Decompressor {
+ public:
+  explicit Decompressor(ErrorManager* err) {
+    cinfo_.err = jpeg_std_error(&err->pub);
+    err->pub.error_exit = OnError;
+    err->pub.output_message = OnMessage;
+    jpeg_create_decompress(&cinfo_);
+  }
+  ~Decompressor() { jpeg_destroy_decompress(&cinfo_); }
+  Decompressor(const Decompressor&) = delete;
+  Decompressor& operator=(const Decompressor&) = delete;
+  jpeg_decompress_struct* get() { return &cinfo_; }
+
+ private:
+  jpeg_decompress_struct cinfo_{};
+};
+
+// Decodes with libjpeg; `copy` false measures the decode alone.
+bool DecodeReference(const std::vector<uint8_t>& file, bool copy, Reference* ref) {
+  ErrorManager err;
+  Decompressor d(&err);
+  jpeg_decompress_struct* cinfo = d.get();
+  if (setjmp(err.jump)) return false;
+  jpeg_mem_src(cinfo, file.data(), static_cast<unsigned long>(file.size()));
+  jpeg_read_header(cinfo, TRUE);
+  jvirt_barray_ptr* arrays = jpeg_read_coefficients(cinfo);
+  if (!copy) return true;
+  ref->components.assign(static_cast<size_t>(cinfo->num_components), Reference::Component());
+  for (int c = 0; c < cinfo->num_components; ++c) {
+    const jpeg_component_info& info = cinfo->comp_info[c];
+    Reference::Component& rc = ref->components[c];
+    rc.width_in_blocks = static_cast<int>(info.width_in_blocks);
+    rc.height_in_blocks = static_cast<int>(info.height_in_blocks);
+    if (info.quant_table != nullptr) {
+      rc.has_quant = true;
+      for (int k = 0; k < 64; ++k) rc.quant[k] = info.quant_table->quantval[k];
+    }
+    rc.coefficients.resize(static_cast<size_t>(rc.width_in_blocks) * rc.height_in_blocks * 64);
+    for (int by = 0; by < rc.height_in_blocks; ++by) {
+      JBLOCKARRAY row = (*cinfo->mem->access_virt_barray)(
+          reinterpret_cast<j_common_ptr>(cinfo), arrays[c], static_cast<JDIMENSION>(by), 1, FALSE);
+      for (int bx = 0; bx < rc.width_in_blocks; ++bx) {
+        std::memcpy(&rc.coefficients[(static_cast<size_t>(by) * rc.width_in_blocks + bx) * 64],
+                    row[0][bx], 64 * sizeof(int16_t));
+      }
+    }
+  }
+  jpeg_finish_decompress(cinfo);
+  return true;
+}
+
+double MedianMs(std::vector<double> times) {
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+template <typename F>
+double TimeMs(F&& f) {
+  std::vector<double> times;
+  for (int i = 0; i < kTimingRuns; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    times.push_back(std::chrono::duration<double, std::milli>(elapsed).count());
+  }
+  return MedianMs(times);
+}
+
+// Returns true when every coefficient (and block grid and quantiser) matches.
+bool Compare(const char* path, const ProgressiveCoefficients& ours, const Reference& ref,
+             long long* blocks) {
+  if (ours.components.size() != ref.components.size()) {
+    std::printf("%s: MISMATCH component count ours %zu theirs %zu\n", path,
+                ours.components.size(), ref.components.size());
+    return false;
+  }
+  *blocks = 0;
+  for (size_t c = 0; c < ours.components.size(); ++c) {
+    const ComponentCoefficients& oc = ours.components[c];
+    const Reference::Component& rc = ref.components[c];
+    if (oc.width_in_blocks != rc.width_in_blocks || oc.height_in_blocks != rc.height_in_blocks) {
+      std::printf("%s: MISMATCH component %zu grid ours %dx%d theirs %dx%d\n", path, c,
+                  oc.width_in_blocks, oc.height_in_blocks, rc.width_in_blocks,
+                  rc.height_in_blocks);
+      return false;
+    }
+    if (rc.has_quant != oc.quant_latched ||
+        (rc.has_quant && std::memcmp(rc.quant, oc.quant.data(), sizeof(rc.quant)) != 0)) {
+      std::printf("%s: MISMATCH component %zu quantiser\n", path, c);
+      return false;
+    }
+    for (int by = 0; by < rc.height_in_blocks; ++by) {
+      for (int bx = 0; bx < rc.width_in_blocks; ++bx) {
+        const int16_t* a = oc.Block(bx, by);
+        const int16_t* b =
+            &rc.coefficients[(static_cast<size_t>(by) * rc.width_in_blocks + bx) * 64];
+        for (int k = 0; k < 64; ++k) {
+          if (a[k] != b[k]) {
+            std::printf(
+                "%s: MISMATCH component %zu block (%d,%d) coefficient %d ours %d theirs %d\n",
+                path, c, bx, by, k, a[k], b[k]);
+            return false;
+          }
+        }
+      }
+    }
+    *blocks += static_cast<long long>(rc.width_in_blocks) * rc.height_in_blocks;
+  }
+  return true;
+}
+
+int Run(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s FILE.jpg...\n", argv[0]);
+    return 2;
+  }
+  int failures = 0;
+  for (int i = 1; i < argc; ++i) {
+    const char* path = argv[i];
+    std::ifstream in(path, std::ios::binary);
+    std::vector<uint8_t> file((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) {
+      std::printf("%s: FAIL cannot read\n", path);
+      ++failures;
+      continue;
+    }
+    ProgressiveCoefficients ours;
+    const Status status = DecodeProgressiveCoefficients(file.data(), file.size(), &ours);
+    Reference ref;
+    const bool ref_ok = DecodeReference(file, true, &ref);
+    if (!status.ok() || !ref_ok) {
+      std::printf("%s: FAIL ours: %s, libjpeg: %s\n", path,
+                  status.ok() ? "ok" : status.message().c_str(), ref_ok ? "ok" : "error");
+      ++failures;
+      continue;
+    }
+    long long blocks = 0;
+    if (!Compare(path, ours, ref, &blocks)) {
+      ++failures;
+      continue;
+    }
+    const double ours_ms = TimeMs([&] {
+      ProgressiveCoefficients scratch;
+      (void)DecodeProgressiveCoefficients(file.data(), file.size(), &scratch);
+    });
+    const double theirs_ms = TimeMs([&] { (void)DecodeReference(file, false, nullptr); });
+    std::printf("%s: ok %lld blocks; ours %.2f ms, libjpeg-turbo %.2f ms, ratio %.2f\n", path,
+                blocks, ours_ms, theirs_ms, ours_ms / theirs_ms);
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace appliance
+
+int main(int argc, char** argv) { return appliance::Run(argc, argv); }
