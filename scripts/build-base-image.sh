@@ -27,30 +27,7 @@ here=$(dirname "$self")
 # shellcheck source=scripts/lib-cache.sh
 source "$here/lib-cache.sh"
 
-out_dir=""
-release=13
-while (($# > 0)); do
-  case "$1" in
-    -h | --help) usage; exit 0 ;;
-    --release)
-      [[ $# -ge 2 ]] || { echo "--release needs a value" >&2; usage >&2; exit 2; }
-      release=$2
-      shift 2
-      ;;
-    --release=*) release=${1#*=}; shift ;;
-    -*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
-    *)
-      [[ -z "$out_dir" ]] || { echo "unexpected argument: $1" >&2; usage >&2; exit 2; }
-      out_dir=$1
-      shift
-      ;;
-  esac
-done
-[[ -n "$out_dir" ]] || { echo "OUT_DIR is required" >&2; usage >&2; exit 2; }
-suite=$(release_codename "$release") || {
-  echo "--release must be 13 or 12, not '$release'" >&2
-  exit 2
-}
+parse_out_dir_and_release "$@"
 
 key=$({ cat "$self" "$here/lib-cache.sh"; echo "release=$release week=$(cache_week)"; } | cache_key)
 mkdir -p "$out_dir"
@@ -65,9 +42,9 @@ require_root build-base-image.sh
 "$here/install-packages.sh" mmdebstrap extlinux syslinux-common fdisk e2fsprogs qemu-utils >&2
 
 cache=$(cache_root)
-mkdir -p "$cache/work"
+mkdir -p "$cache/scratch"
 # One build per release at a time; a second caller waits, then finds the image.
-exec 9>"$cache/work/base-$release.lock"
+exec 9>"$cache/scratch/base-$release.lock"
 flock 9
 if [[ -f "$image" ]]; then
   echo "$image"
@@ -101,7 +78,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-work=$(mktemp -d "$cache/work/base-$release-XXXXXX")
+work=$(mktemp -d "$cache/scratch/base-$release-XXXXXX")
 mnt="$work/mnt"
 mkdir "$mnt"
 
@@ -109,7 +86,7 @@ build_rootfs() {
   local options
   mapfile -t options < <(mmdebstrap_common_options)
   mmdebstrap --variant=apt --include="$(IFS=,; echo "${packages[*]}")" "${options[@]}" \
-    "$suite" "$work/rootfs.tar" >&2
+    "$suite" "$work/tree.tar" >&2
 }
 
 # An MBR disk with one bootable partition from 1 MiB to the end, formatted ext4 (label rootfs)
@@ -122,9 +99,9 @@ make_disk() {
   loop=$(losetup --find --show --offset $((2048 * 512)) "$work/disk.raw")
   mkfs.ext4 -q -L rootfs "$loop"
   mount "$loop" "$mnt"
-  tar --extract --file "$work/rootfs.tar" --directory "$mnt" --numeric-owner \
+  tar --extract --file "$work/tree.tar" --directory "$mnt" --numeric-owner \
     --preserve-permissions --xattrs --xattrs-include='*'
-  rm -f "$work/rootfs.tar"
+  rm -f "$work/tree.tar"
 }
 
 # Files written into the image; $1 is the root of the mounted image.

@@ -37,35 +37,12 @@ here=$(dirname "$self")
 # shellcheck source=scripts/lib-cache.sh
 source "$here/lib-cache.sh"
 
-out_dir=""
-release=13
-while (($# > 0)); do
-  case "$1" in
-    -h | --help) usage; exit 0 ;;
-    --release)
-      [[ $# -ge 2 ]] || { echo "--release needs a value" >&2; usage >&2; exit 2; }
-      release=$2
-      shift 2
-      ;;
-    --release=*) release=${1#*=}; shift ;;
-    -*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
-    *)
-      [[ -z "$out_dir" ]] || { echo "unexpected argument: $1" >&2; usage >&2; exit 2; }
-      out_dir=$1
-      shift
-      ;;
-  esac
-done
-[[ -n "$out_dir" ]] || { echo "OUT_DIR is required" >&2; usage >&2; exit 2; }
-suite=$(release_codename "$release") || {
-  echo "--release must be 13 or 12, not '$release'" >&2
-  exit 2
-}
+parse_out_dir_and_release "$@"
 
 repo=$(cache_repo_root)
 cache=$(cache_root)
 week=$(cache_week)
-mkdir -p "$out_dir" "$cache/work" "$cache/chroot" "$cache/wheel" "$cache/deps"
+mkdir -p "$out_dir" "$cache/scratch" "$cache/chroot" "$cache/wheel" "$cache/deps"
 out_dir=$(cd "$out_dir" && pwd)
 
 host_python() {
@@ -135,20 +112,20 @@ build_chroot() {
 }
 
 extract_chroot() {
-  mkdir "$work/root"
-  tar --extract --file "$chroot_tar" --directory "$work/root" --numeric-owner \
+  mkdir "$work/tree"
+  tar --extract --file "$chroot_tar" --directory "$work/tree" --numeric-owner \
     --preserve-permissions
-  mkdir -p "$work/root/build/src" "$work/root/build/out"
+  mkdir -p "$work/tree/build/src" "$work/tree/build/out"
   list_sources | tar --create --directory "$repo" --null --files-from=- --file - |
-    tar --extract --directory "$work/root/build/src" --file -
-  write_chroot_script >"$work/root/build/run.sh"
+    tar --extract --directory "$work/tree/build/src" --file -
+  write_chroot_script >"$work/tree/build/run.sh"
 }
 
 # Runs /build/run.sh in the chroot: own mount, PID and network namespaces (no network; /proc
 # mounted inside, gone when it exits), environment cleared (the host's pip settings stay out).
 in_chroot() {
-  unshare --mount --net --pid --fork --mount-proc="$work/root/proc" \
-    chroot "$work/root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+  unshare --mount --net --pid --fork --mount-proc="$work/tree/proc" \
+    chroot "$work/tree" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/build \
     LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
     bash /build/run.sh "$@"
 }
@@ -254,12 +231,12 @@ build_wheel() {
         "$glibc_version" "${unsatisfied[@]}"
       mv "$work/buildreqs" "$reqs_dir"
     fi
-    cp -r "$reqs_dir" "$work/root/build/buildreqs"
+    cp -r "$reqs_dir" "$work/tree/build/buildreqs"
   fi
   timed compile in_chroot build "${unsatisfied[@]}"
   in_chroot runtime-packages >"$work/runtime-packages.txt"
   mkdir "$work/wheel"
-  cp "$work"/root/build/out/appliance-*.whl "$work/runtime-packages.txt" "$work/wheel/"
+  cp "$work"/tree/build/out/appliance-*.whl "$work/runtime-packages.txt" "$work/wheel/"
   printf 'PYTHON_VERSION=%s\nGLIBC_VERSION=%s\n' "$python_version" "$glibc_version" \
     >"$work/wheel/target.env"
   mv "$work/wheel" "$wheel_dir"
@@ -269,9 +246,9 @@ log "build-wheelhouse release=$release chroot=$chroot_key wheel=$wheel_key"
 if [[ ! -d "$wheel_dir" ]]; then
   require_root build-wheelhouse.sh
   "$here/install-packages.sh" mmdebstrap >&2
-  exec 9>"$cache/work/wheelhouse-$release.lock"
+  exec 9>"$cache/scratch/wheelhouse-$release.lock"
   flock 9
-  work=$(mktemp -d "$cache/work/wheelhouse-$release-XXXXXX")
+  work=$(mktemp -d "$cache/scratch/wheelhouse-$release-XXXXXX")
   if [[ ! -f "$chroot_tar" ]]; then
     timed build-chroot build_chroot
   fi
@@ -294,7 +271,7 @@ deps_key=$(printf '%s\n' "${dependencies[@]}" "python=$target_python" "glibc=$ta
   "week=$week" | cache_key)
 deps_dir="$cache/deps/$release-$deps_key"
 if [[ ! -d "$deps_dir" ]]; then
-  [[ -n "$work" ]] || work=$(mktemp -d "$cache/work/wheelhouse-$release-XXXXXX")
+  [[ -n "$work" ]] || work=$(mktemp -d "$cache/scratch/wheelhouse-$release-XXXXXX")
   timed download-dependencies download_wheels "$work/deps" "$target_python" "$target_glibc" \
     "${dependencies[@]}"
   mv "$work/deps" "$deps_dir"

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Helpers shared by build-base-image.sh and build-wheelhouse.sh: the cache directory, cache keys,
-# step timings and the Debian release table. Sourced, never run; defines functions only.
+# step timings, the Debian release table and the shared command line. Sourced, never run;
+# defines functions only.
 
 # The repository root (this file lives in scripts/).
 cache_repo_root() {
@@ -64,4 +65,36 @@ require_root() {
     echo "$1: must run as root (mmdebstrap, loop devices, mounts)" >&2
     exit 1
   fi
+}
+
+# The command line both build scripts take: `OUT_DIR [--release 13|12]`. Sets the globals
+# out_dir, release and suite (the codename); prints the caller's `usage` and exits 2 on a
+# mistake, exits 0 after --help.
+parse_out_dir_and_release() {
+  # shellcheck disable=SC2034 # out_dir, release and suite are the caller's
+  out_dir=""
+  release=13
+  while (($# > 0)); do
+    case "$1" in
+      -h | --help) usage; exit 0 ;;
+      --release)
+        [[ $# -ge 2 ]] || { echo "--release needs a value" >&2; usage >&2; exit 2; }
+        release=$2
+        shift 2
+        ;;
+      --release=*) release=${1#*=}; shift ;;
+      -*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+      *)
+        [[ -z "$out_dir" ]] || { echo "unexpected argument: $1" >&2; usage >&2; exit 2; }
+        out_dir=$1
+        shift
+        ;;
+    esac
+  done
+  [[ -n "$out_dir" ]] || { echo "OUT_DIR is required" >&2; usage >&2; exit 2; }
+  # shellcheck disable=SC2034
+  suite=$(release_codename "$release") || {
+    echo "--release must be 13 or 12, not '$release'" >&2
+    exit 2
+  }
 }
