@@ -19,22 +19,12 @@ locals {
   execute = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
 }
 
-source "amazon-ebs" "amd64" {
-  region          = var.aws_region
-  ami_regions     = var.ami_regions
-  instance_type   = var.instance_type_amd64
-  ami_name        = "appliance-${var.version}-debian${var.debian_release}-amd64-${local.stamp}"
-  ami_description = "appliance ${var.version}: on-the-fly image resizing from S3 (Debian ${var.debian_release}, amd64)"
-  source_ami_filter {
-    filters = {
-      name                = "debian-${var.debian_release}-amd64-*"
-      architecture        = "x86_64"
-      virtualization-type = "hvm"
-      root-device-type    = "ebs"
-    }
-    owners      = ["136693071363"] # Debian
-    most_recent = true
-  }
+# What both AMIs share; the architecture-specific settings are in the build block's named
+# sources amazon-ebs.amd64 and amazon-ebs.arm64 (Packer 1.6.6 lets them add settings, not
+# override them).
+source "amazon-ebs" "debian" {
+  region        = var.aws_region
+  ami_regions   = var.ami_regions
   ssh_username  = "admin"
   ena_support   = true
   sriov_support = true
@@ -47,42 +37,6 @@ source "amazon-ebs" "amd64" {
     iops                  = 3000
     delete_on_termination = true
   }
-  tags          = merge(local.tags, { Name = "appliance ${var.version} amd64", "appliance:arch" = "amd64" })
-  snapshot_tags = merge(local.tags, { "appliance:arch" = "amd64" })
-  run_tags      = { Name = "appliance-bake-amd64" }
-}
-
-source "amazon-ebs" "arm64" {
-  region          = var.aws_region
-  ami_regions     = var.ami_regions
-  instance_type   = var.instance_type_arm64
-  ami_name        = "appliance-${var.version}-debian${var.debian_release}-arm64-${local.stamp}"
-  ami_description = "appliance ${var.version}: on-the-fly image resizing from S3 (Debian ${var.debian_release}, arm64)"
-  source_ami_filter {
-    filters = {
-      name                = "debian-${var.debian_release}-arm64-*"
-      architecture        = "arm64"
-      virtualization-type = "hvm"
-      root-device-type    = "ebs"
-    }
-    owners      = ["136693071363"] # Debian
-    most_recent = true
-  }
-  ssh_username  = "admin"
-  ena_support   = true
-  sriov_support = true
-  encrypt_boot  = false
-  launch_block_device_mappings {
-    device_name           = "/dev/xvda"
-    volume_type           = "gp3"
-    volume_size           = var.root_volume_gb
-    throughput            = 125 # gp3's baseline, included in its price
-    iops                  = 3000
-    delete_on_termination = true
-  }
-  tags          = merge(local.tags, { Name = "appliance ${var.version} arm64", "appliance:arch" = "arm64" })
-  snapshot_tags = merge(local.tags, { "appliance:arch" = "arm64" })
-  run_tags      = { Name = "appliance-bake-arm64" }
 }
 
 source "qemu" "local" {
@@ -124,7 +78,45 @@ source "qemu" "local" {
 }
 
 build {
-  sources = ["source.qemu.local", "source.amazon-ebs.amd64", "source.amazon-ebs.arm64"]
+  sources = ["source.qemu.local"]
+  source "source.amazon-ebs.debian" {
+    name            = "amd64"
+    instance_type   = var.instance_type_amd64
+    ami_name        = "appliance-${var.version}-debian${var.debian_release}-amd64-${local.stamp}"
+    ami_description = "appliance ${var.version}: on-the-fly image resizing from S3 (Debian ${var.debian_release}, amd64)"
+    source_ami_filter {
+      filters = {
+        name                = "debian-${var.debian_release}-amd64-*"
+        architecture        = "x86_64"
+        virtualization-type = "hvm"
+        root-device-type    = "ebs"
+      }
+      owners      = ["136693071363"] # Debian
+      most_recent = true
+    }
+    tags          = merge(local.tags, { Name = "appliance ${var.version} amd64", "appliance:arch" = "amd64" })
+    snapshot_tags = merge(local.tags, { "appliance:arch" = "amd64" })
+    run_tags      = { Name = "appliance-bake-amd64" }
+  }
+  source "source.amazon-ebs.debian" {
+    name            = "arm64"
+    instance_type   = var.instance_type_arm64
+    ami_name        = "appliance-${var.version}-debian${var.debian_release}-arm64-${local.stamp}"
+    ami_description = "appliance ${var.version}: on-the-fly image resizing from S3 (Debian ${var.debian_release}, arm64)"
+    source_ami_filter {
+      filters = {
+        name                = "debian-${var.debian_release}-arm64-*"
+        architecture        = "arm64"
+        virtualization-type = "hvm"
+        root-device-type    = "ebs"
+      }
+      owners      = ["136693071363"] # Debian
+      most_recent = true
+    }
+    tags          = merge(local.tags, { Name = "appliance ${var.version} arm64", "appliance:arch" = "arm64" })
+    snapshot_tags = merge(local.tags, { "appliance:arch" = "arm64" })
+    run_tags      = { Name = "appliance-bake-arm64" }
+  }
 
   provisioner "shell" {
     inline = ["mkdir -p ${local.src}/payload ${local.src}/samples ${local.src}/systemd ${local.src}/configs ${local.src}/docs"]
