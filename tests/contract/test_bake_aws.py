@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
-import json
 import logging
 import os
-import stat
-import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -32,6 +29,7 @@ import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
+from packer_stand_in import calls, stand_in_packer, will_print
 
 from appliance import __version__
 from appliance.cli import main
@@ -178,43 +176,21 @@ def packer_transcript(amis: dict[str, dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-STAND_IN = """\
-#!{python}
-# A stand-in for packer: records its arguments, then answers like Packer 1.6.6.
-import json, pathlib, sys
-here = pathlib.Path(__file__).parent
-with open(here / "calls.jsonl", "a") as calls:
-    calls.write(json.dumps(sys.argv[1:]) + "\\n")
-if sys.argv[1:2] == ["version"]:
-    print("Packer v1.6.6")
-    sys.exit(0)
-sys.stdout.write((here / "output.txt").read_text())
-sys.exit(int((here / "exit-code").read_text()))
-"""
-
-
 @dataclass
 class StandIn:
     exe: Path
 
     def will_print(self, output: str, exit_code: int = 0) -> None:
-        (self.exe.parent / "output.txt").write_text(output)
-        (self.exe.parent / "exit-code").write_text(str(exit_code))
+        will_print(self.exe, output, exit_code)
 
     def last_build(self) -> list[str]:
-        log = self.exe.parent / "calls.jsonl"
-        builds = [json.loads(line) for line in log.read_text().splitlines()]
-        last: list[str] = [call for call in builds if call[:1] == ["build"]][-1]
+        last: list[str] = [call for call in calls(self.exe) if call[:1] == ["build"]][-1]
         return last
 
 
 @pytest.fixture
 def packer(tmp_path: Path) -> StandIn:
-    exe = tmp_path / "bin" / "packer"
-    exe.parent.mkdir()
-    exe.write_text(STAND_IN.format(python=sys.executable))
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    return StandIn(exe)
+    return StandIn(stand_in_packer(tmp_path / "bin"))
 
 
 @pytest.fixture

@@ -10,16 +10,15 @@ with an empty target, the manifest post-processor repeating each artifact)."""
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from packer_stand_in import calls, stand_in_packer
 
 from appliance.bake.command import choose_accelerator, detect_accelerator
 from appliance.bake.packer import (
@@ -117,37 +116,6 @@ NOTHING_TRANSCRIPT = """\
 1764150000,,ui,say,\\n==> Wait completed after 3 microseconds
 1764150000,,ui,say,\\n==> Builds finished but no artifacts were created.
 """
-
-STAND_IN = """\
-#!{python}
-# A stand-in for packer: records its arguments, then answers like Packer 1.6.6.
-import json, pathlib, sys
-here = pathlib.Path(__file__).parent
-with open(here / "calls.jsonl", "a") as calls:
-    calls.write(json.dumps(sys.argv[1:]) + "\\n")
-if sys.argv[1:2] == ["version"]:
-    print("Packer v1.6.6")
-    sys.exit(0)
-sys.stdout.write((here / "output.txt").read_text())
-sys.exit(int((here / "exit-code").read_text()))
-"""
-
-
-def stand_in_packer(directory: Path, output: str, exit_code: int = 0) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "output.txt").write_text(output)
-    (directory / "exit-code").write_text(str(exit_code))
-    exe = directory / "packer"
-    exe.write_text(STAND_IN.format(python=sys.executable))
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    return exe
-
-
-def calls(exe: Path) -> list[list[str]]:
-    log = exe.parent / "calls.jsonl"
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines()]
 
 
 @pytest.fixture
