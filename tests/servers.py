@@ -5,8 +5,10 @@ from a table."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -86,3 +88,39 @@ class TableResolver(AbstractResolver):
 
     async def close(self) -> None:
         return None
+
+
+# --- moto's IAM: users whose keys sign real SigV4 requests ---------------------------------
+
+ADMIN_S3_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+}
+
+
+def moto_users(endpoint: str, policies: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Creates one IAM user per name with its inline policy on moto's server at ``endpoint``;
+    returns each user's access key (AccessKeyId, SecretAccessKey, ...)."""
+    import boto3
+
+    boot = {"aws_access_key_id": "bootstrap", "aws_secret_access_key": "bootstrap"}
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", **boot)
+    keys = {}
+    for user, policy in policies.items():
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
+        keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
+    return keys
+
+
+def s3_client(endpoint: str, key: dict[str, str]) -> Any:
+    """A boto3 S3 client on moto's server signing with ``key`` (from moto_users)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import mimetypes
 import os
@@ -24,7 +23,7 @@ import pytest
 import requests
 from aiohttp import web
 from botocore.exceptions import ClientError
-from servers import ServerThread
+from servers import ADMIN_S3_POLICY, ServerThread, moto_users, s3_client
 
 from appliance.config import DirectoryOriginConfig, HttpOriginConfig, S3OriginConfig
 from appliance.origin.base import KeyRejected, Original, OriginNotFound, SourceTooLarge
@@ -140,10 +139,6 @@ READER_POLICY = {
         }
     ],
 }
-ADMIN_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-}
 
 
 @pytest.fixture(scope="module")
@@ -165,22 +160,8 @@ def moto_s3() -> Iterator[tuple[str, Any]]:
         env.setenv("AWS_CONFIG_FILE", os.devnull)
         env.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
         env.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        boot = {"aws_access_key_id": "bootstrap", "aws_secret_access_key": "bootstrap"}
-        iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", **boot)
-        keys = {}
-        for user, policy in (("reader", READER_POLICY), ("admin", ADMIN_POLICY)):
-            iam.create_user(UserName=user)
-            iam.put_user_policy(
-                UserName=user, PolicyName="origin", PolicyDocument=json.dumps(policy)
-            )
-            keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
-        admin = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=keys["admin"]["AccessKeyId"],
-            aws_secret_access_key=keys["admin"]["SecretAccessKey"],
-        )
+        keys = moto_users(endpoint, {"reader": READER_POLICY, "admin": ADMIN_S3_POLICY})
+        admin = s3_client(endpoint, keys["admin"])
         admin.create_bucket(Bucket=BUCKET)
         env.setenv("AWS_ACCESS_KEY_ID", keys["reader"]["AccessKeyId"])
         env.setenv("AWS_SECRET_ACCESS_KEY", keys["reader"]["SecretAccessKey"])

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import ADMIN_S3_POLICY, moto_users, s3_client
 
 from . import harness
 
@@ -52,7 +53,6 @@ class S3:
 def s3() -> Iterator[S3]:
     """moto's S3 server with IAM authentication on: every request the guest makes must carry
     a valid SigV4 signature made with the role credentials the fake IMDS hands out."""
-    import boto3
     import requests
     from moto.server import ThreadedMotoServer
 
@@ -62,29 +62,8 @@ def s3() -> Iterator[S3]:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     requests.post(f"{endpoint}/moto-api/reset", timeout=5).raise_for_status()
-    boot = {"aws_access_key_id": "bootstrap", "aws_secret_access_key": "bootstrap"}
-    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", **boot)
-    keys = {}
-    for user, policy in (
-        ("instance-role", READER_POLICY),
-        (
-            "admin",
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-            },
-        ),
-    ):
-        iam.create_user(UserName=user)
-        iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
-        keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
-    admin = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=keys["admin"]["AccessKeyId"],
-        aws_secret_access_key=keys["admin"]["SecretAccessKey"],
-    )
+    keys = moto_users(endpoint, {"instance-role": READER_POLICY, "admin": ADMIN_S3_POLICY})
+    admin = s3_client(endpoint, keys["admin"])
     admin.create_bucket(Bucket=BUCKET)
     photo = next(p for p in sorted(harness.samples().iterdir()) if p.suffix == ".jpg")
     admin.put_object(Bucket=BUCKET, Key="photos/cat one.jpg", Body=photo.read_bytes())
