@@ -264,7 +264,8 @@ def decode_planes(
     shortcuts: bool = True,
 ) -> list[tuple[int, int, bytes]]:
     """The JPEG's planes as ``transcode`` decodes them for that box (``shortcuts``
-    on: the progressive DC-only path) or as plain libjpeg-turbo does (off).
+    on: our own progressive decoders at 1/8, 1/4 and 1/2 scale) or as plain
+    libjpeg-turbo does (off).
     For tests: ``[(width, height, pixels), ...]`` per plane, rows packed."""
     try:
         planes: list[tuple[int, int, bytes]] = _native.decode_planes(

@@ -31,9 +31,9 @@ struct DecodeRequest {
   int min_height = 0;
   Rect region;  // the stored-pixel region the pipeline will crop; empty = whole image
   Limits limits;
-  // Allows the progressive DC-only shortcut at 1/8 scale (off for the plain
-  // libjpeg-turbo decode the benchmark uses as its floor).
-  bool dc_shortcut = true;
+  // Allows our own decoders for progressive files at 1/8, 1/4 and 1/2 scale
+  // (off for the plain libjpeg-turbo decode the benchmark uses as its floor).
+  bool shortcuts = true;
 };
 
 // JPEG into Y/Cb/Cr (or gray) planes at a DCT scale; CMYK/YCCK into RGB planes.

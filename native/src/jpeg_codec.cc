@@ -18,6 +18,7 @@
 #include "codecs.h"
 #include "jpeg_dc.h"
 #include "jpeg_markers.h"
+#include "jpeg_progressive.h"
 
 namespace appliance {
 namespace {
@@ -336,9 +337,17 @@ Status DecodeJpeg(const uint8_t* data, size_t size, const DecodeRequest& request
   // with our own decoder, or else hand libjpeg a copy of the file without the
   // scans it will not use (the luma AC scans, most of the file). Either way the
   // pixels are those of libjpeg's 1/8 decode of the whole file.
-  const bool dc_only_decode = request.dc_shortcut && n == 1 && s.cinfo.progressive_mode &&
-                              !s.cinfo.arith_code && !cmyk && space != JCS_RGB;
+  const bool own_progressive = request.shortcuts && s.cinfo.progressive_mode &&
+                               !s.cinfo.arith_code && !cmyk && space != JCS_RGB;
+  const bool dc_only_decode = own_progressive && n == 1;
   if (dc_only_decode && DecodeProgressiveDc(data, size, image)) return Status::Ok();
+  // At 1/4 and 1/2 scale our own decoder keeps only the coefficients those
+  // scales read (jpeg_progressive.h, docs/decisions/0011); anything it declines,
+  // damaged data included, goes to libjpeg below.
+  if (own_progressive && (n == 2 || n == 4) &&
+      DecodeProgressiveScaled(data, size, n, request.limits, image)) {
+    return Status::Ok();
+  }
   std::vector<uint8_t> dc_only;
   if (dc_only_decode && ExtractDcScans(data, size, /*keep_chroma=*/true, &dc_only)) {
     jpeg_destroy_decompress(&s.cinfo);

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <vector>
 
+#include "jpeg_bits.h"
+
 namespace appliance {
 namespace {
 

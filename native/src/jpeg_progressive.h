@@ -1,7 +1,15 @@
-// A decoder of a progressive JPEG's entropy-coded data into quantized DCT
-// coefficients (ITU T.81 Annex G.1.2), the first step of a scaled decoder that
-// can skip what libjpeg must do in full. Its output matches libjpeg-turbo's
-// jpeg_read_coefficients() coefficient for coefficient.
+// Our own decoder of progressive JPEGs (ITU T.81 Annex G), for scaled decodes.
+//
+// libjpeg decodes a progressive file in two steps: every scan into a buffer of
+// all 64 coefficients of every block, then an IDCT per block. Its entropy
+// decoder walks every coefficient of the band for each refinement bit, and its
+// buffer is 128 bytes a block. This one keeps, per block, a 64-bit mask of the
+// nonzero coefficients (which is all a refinement scan needs to know about the
+// ones it does not keep) and only the low-frequency corner that the scaled IDCT
+// reads: 4x4 for a 1/2 decode. Refinement bits for a run of coefficients are
+// then read as one group. DecodeProgressiveCoefficients with the whole 8x8
+// kept matches libjpeg-turbo's jpeg_read_coefficients() coefficient for
+// coefficient (native/tests/progressive_coefficients.cc checks it).
 #ifndef APPLIANCE_SRC_JPEG_PROGRESSIVE_H_
 #define APPLIANCE_SRC_JPEG_PROGRESSIVE_H_
 
@@ -10,6 +18,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "appliance/image.h"
 #include "appliance/options.h"
 #include "appliance/status.h"
 
@@ -31,19 +40,21 @@ struct ComponentCoefficients {
   // libjpeg does; all zero if no scan contained the component.
   std::array<uint16_t, kDctBlockSize> quant{};
   bool quant_latched = false;
-  // blocks_high rows of blocks_wide blocks, each 64 coefficients in natural
-  // (row-major) order.
+  // Each block keeps the side x side corner of its lowest frequencies, row by
+  // row (side 8: all 64 coefficients in natural order).
+  int side = 8;
+  // blocks_high rows of blocks_wide blocks, side * side coefficients each.
   std::vector<int16_t> coefficients;
+  // Per block, bit k set when the coefficient k in zigzag order is nonzero
+  // (all 64 of them, kept or not).
+  std::vector<uint64_t> nonzero;
 
-  int16_t* Block(int bx, int by) {
-    return coefficients.data() +
-           (static_cast<size_t>(by) * static_cast<size_t>(blocks_wide) + static_cast<size_t>(bx)) *
-               kDctBlockSize;
-  }
+  int16_t* Block(int bx, int by) { return coefficients.data() + Index(bx, by) * side * side; }
   const int16_t* Block(int bx, int by) const {
-    return coefficients.data() +
-           (static_cast<size_t>(by) * static_cast<size_t>(blocks_wide) + static_cast<size_t>(bx)) *
-               kDctBlockSize;
+    return coefficients.data() + Index(bx, by) * side * side;
+  }
+  size_t Index(int bx, int by) const {
+    return static_cast<size_t>(by) * static_cast<size_t>(blocks_wide) + static_cast<size_t>(bx);
   }
 };
 
@@ -55,12 +66,22 @@ struct ProgressiveCoefficients {
 };
 
 // Decodes every scan of a progressive (SOF2), Huffman-coded, 8-bit JPEG with
-// one to four components. kUnsupported for any other kind of JPEG, kCorrupt for
-// damaged or truncated data, kTooLarge past `limits` (checked before the
-// coefficient arrays are allocated).
+// one to four components, keeping the side x side lowest frequencies of each
+// block (side 1, 2, 4 or 8). kUnsupported for any other kind of JPEG, kCorrupt
+// for damaged or truncated data, kTooLarge past `limits` (checked before the
+// coefficient arrays are allocated). `out` may hold the arrays of an earlier
+// decode: they are reused. On failure its contents are unspecified.
 Status DecodeProgressiveCoefficients(const uint8_t* data, size_t size,
                                      ProgressiveCoefficients* out,
-                                     const Limits& limits = Limits());
+                                     const Limits& limits = Limits(), int side = 8);
+
+// Decodes a progressive, Huffman-coded, 8-bit gray or Y/Cb/Cr JPEG at scale
+// n/8 (n = 2 or 4) into planes: each block through an n-point inverse DCT of
+// its n x n lowest frequencies, every component at the same DCT scale (so
+// chroma keeps its subsampling). Returns false, leaving the work to libjpeg,
+// for anything else or for damaged data.
+bool DecodeProgressiveScaled(const uint8_t* data, size_t size, int n, const Limits& limits,
+                             Image* image);
 
 }  // namespace appliance
 

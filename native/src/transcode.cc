@@ -423,7 +423,7 @@ Status DecodeJpegPlanes(const uint8_t* data, size_t size, int width, int height,
     Plan plan;
     APPLIANCE_RETURN_IF_ERROR(MakePlan(info.width, info.height, info.orientation, options, &plan));
     DecodeRequest request = RequestFor(plan, options.limits);
-    request.dc_shortcut = shortcuts;
+    request.shortcuts = shortcuts;
     int scale = 8;
     return DecodeJpeg(data, size, request, image, &scale);
   });

@@ -1,0 +1,155 @@
+"""Our own decoder for progressive JPEGs at 1/4 and 1/2 scale (docs/decisions/0011).
+
+It keeps each block's low-frequency corner and takes it through an n-point inverse DCT, where
+libjpeg-turbo keeps all 64 coefficients and uses its own reduced IDCTs, and it leaves chroma at
+its subsampled size where libjpeg scales it up through a larger IDCT. So the planes are compared
+with a plain libjpeg-turbo decode (`decode_planes(..., shortcuts=False)`) by PSNR, chroma after
+halving libjpeg's where it scaled it up. The coefficients themselves are checked exactly against
+libjpeg-turbo's by `make asan` (native/tests/progressive_coefficients.cc)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import images as I
+import numpy as np
+import pytest
+
+import appliance
+from appliance import native
+from appliance.errors import TranscodeError
+
+# PSNR of our planes against libjpeg-turbo's at the same scale, in dB. Two different reduced
+# IDCTs of the same coefficients measured 40-50 dB on luma and 47-64 dB on chroma over the
+# corpus; a wrong coefficient, block or row would fall far below.
+LUMA_PSNR = 38.0
+CHROMA_PSNR = 40.0
+
+# A scan script that refines DC and AC by successive approximation in more steps than cjpeg's
+# default, with the DC scans not interleaved.
+REFINING_SCANS = """
+0: 0 0 0 2;
+1: 0 0 0 1;
+2: 0 0 0 1;
+0: 1 5 0 3;
+2: 1 63 0 2;
+1: 1 63 0 1;
+0: 6 63 0 3;
+0: 1 63 3 2;
+2: 1 63 2 1;
+0: 0 0 2 1;
+0: 1 63 2 1;
+0: 0 0 1 0;
+1: 0 0 1 0;
+2: 0 0 1 0;
+2: 1 63 1 0;
+1: 1 63 1 0;
+0: 1 63 1 0;
+"""
+
+
+def planes(data: bytes, box: tuple[int, int], shortcuts: bool) -> list[np.ndarray]:
+    return [
+        np.frombuffer(pixels, np.uint8).reshape(h, w)
+        for w, h, pixels in native.decode_planes(data, *box, shortcuts=shortcuts)
+    ]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def halve(plane: np.ndarray, axis: int) -> np.ndarray:
+    """Averages pairs along `axis` (a last odd row or column stands alone)."""
+    if plane.shape[axis] % 2:
+        edge = np.take(plane, [-1], axis=axis)
+        plane = np.concatenate([plane, edge], axis=axis)
+    a = np.take(plane, range(0, plane.shape[axis], 2), axis=axis).astype(np.float64)
+    b = np.take(plane, range(1, plane.shape[axis], 2), axis=axis).astype(np.float64)
+    return np.floor((a + b) / 2 + 0.5).astype(np.uint8)
+
+
+def box_for(data: bytes, eighths: int) -> tuple[int, int]:
+    """A width that makes `transcode` decode at eighths/8 scale."""
+    info = appliance.probe(data)
+    return (max(1, info.width * eighths // 8 - 3), 0)
+
+
+def assert_close_to_libjpeg(data: bytes, eighths: int) -> list[np.ndarray]:
+    box = box_for(data, eighths)
+    ours, theirs = planes(data, box, True), planes(data, box, False)
+    assert len(ours) == len(theirs)
+    assert ours[0].shape == theirs[0].shape
+    assert psnr(ours[0], theirs[0]) >= LUMA_PSNR, f"luma at {eighths}/8"
+    for i, (a, b) in enumerate(zip(ours[1:], theirs[1:], strict=True), 1):
+        # libjpeg scales subsampled chroma up through a larger IDCT; ours stays subsampled.
+        for axis in (0, 1):
+            if b.shape[axis] > a.shape[axis]:
+                assert (b.shape[axis] + 1) // 2 == a.shape[axis]
+                b = halve(b, axis)
+        assert a.shape == b.shape
+        assert psnr(a, b) >= CHROMA_PSNR, f"plane {i} at {eighths}/8"
+    return ours
+
+
+def progressive_corpus(corpus: Path) -> list[Path]:
+    found = [p for p in sorted(corpus.glob("*.jpg")) if appliance.probe(p.read_bytes()).progressive]
+    assert found, "the corpus has progressive JPEGs"
+    return found
+
+
+@pytest.mark.parametrize("eighths", [2, 4])
+def test_progressive_corpus_photos_decode_close_to_libjpeg(corpus: Path, eighths: int) -> None:
+    for path in progressive_corpus(corpus):
+        assert_close_to_libjpeg(path.read_bytes(), eighths)
+
+
+@pytest.mark.parametrize("eighths", [2, 4])
+@pytest.mark.parametrize("layout", list(I.LAYOUTS))
+@pytest.mark.parametrize(
+    "extra",
+    [["-progressive"], ["-progressive", "-restart", "1"], "refining"],
+    ids=["progressive", "progressive-restart", "refining-scans"],
+)
+def test_generated_progressive_layouts_decode_close_to_libjpeg(
+    layout, extra, eighths, base_photo, cjpeg_available, tmp_path
+):
+    if extra == "refining":
+        lines = REFINING_SCANS.strip().splitlines()
+        if layout == "gray":
+            lines = [line for line in lines if line.startswith("0:")]
+        script = tmp_path / "scans.txt"
+        script.write_text("\n".join(lines) + "\n")
+        extra = ["-scans", str(script)]
+    data = I.cjpeg(base_photo, layout, extra=extra)
+    assert appliance.probe(data).progressive
+    assert_close_to_libjpeg(data, eighths)
+
+
+@pytest.mark.parametrize("eighths", [2, 4])
+def test_chroma_keeps_its_subsampling_at_the_dct_scale(base_photo, cjpeg_available, eighths):
+    # The sign that our decoder ran: 4:2:0 chroma comes out at half the luma size, where
+    # libjpeg-turbo would have scaled it up to the luma size through a larger IDCT.
+    data = I.cjpeg(base_photo, "420", extra=["-progressive"])
+    w, h = I.BASE_SIZE
+    y, cb, cr = planes(data, box_for(data, eighths), True)
+    assert y.shape == (math.ceil(h * eighths / 8), math.ceil(w * eighths / 8))
+    assert cb.shape == cr.shape == (math.ceil(h * eighths / 16), math.ceil(w * eighths / 16))
+
+
+def test_a_truncated_progressive_file_goes_to_libjpeg(base_photo, cjpeg_available):
+    # Our decoder declines a file that ends early; what comes out is libjpeg-turbo's answer,
+    # pixels or error, exactly as without the shortcut.
+    data = I.cjpeg(base_photo, "420", extra=["-progressive"])
+    cut = data[: len(data) * 9 // 10]
+    box = box_for(data, 4)
+    try:
+        theirs = planes(cut, box, False)
+    except TranscodeError as e:
+        with pytest.raises(type(e)):
+            planes(cut, box, True)
+    else:
+        ours = planes(cut, box, True)
+        assert [p.tobytes() for p in ours] == [p.tobytes() for p in theirs]
