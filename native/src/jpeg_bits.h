@@ -98,6 +98,12 @@ class BitReader {
     Skip(n);
     return v;
   }
+  // Takes n bits (0..kRefilledBits) that Refill() made available.
+  uint64_t TakeWide(int n) {
+    const uint64_t v = (acc_ >> 1) >> (63 - n);  // no shift by 64 when n is 0
+    Skip(n);
+    return v;
+  }
   // Refills and takes n bits (0..16).
   int GetBits(int n) {
     Refill();
@@ -137,7 +143,7 @@ class BitReader {
   void RefillSlowly() {
     // Clear what a fast refill left below the valid bits: it is appended again here.
     acc_ = bits_ == 0 ? 0 : acc_ & (~uint64_t{0} << (64 - bits_));
-    while (bits_ <= 56) {
+    while (bits_ < kRefilledBits) {  // so that bits_ stays below 64
       uint8_t byte = 0;
       if (!at_marker_ && p_ < end_) {
         byte = *p_;

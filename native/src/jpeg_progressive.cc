@@ -2,36 +2,31 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "codecs.h"
 #include "jpeg_bits.h"
+#include "jpeg_scans.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-
-// The scan decoders count bits with popcount; on x86-64 they are also built for
-// CPUs that have the instruction (every x86-64 server since 2008) and chosen at
-// load time, as the portable build cannot assume it.
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define APPLIANCE_POPCOUNT_CLONES __attribute__((target_clones("default", "popcnt")))
-#else
-#define APPLIANCE_POPCOUNT_CLONES
+#if defined(APPLIANCE_SCAN_VARIANTS)
+#include <cpuid.h>
 #endif
-// Inlined into the clones above, so that they are built for each target too.
-#define APPLIANCE_INLINE inline __attribute__((always_inline))
 
 namespace appliance {
 namespace {
 
-using jpeg_internal::BitReader;
-using jpeg_internal::DecodeRefilled;
-using jpeg_internal::Extend;
+using jpeg_internal::Corner;
 using jpeg_internal::HuffmanTable;
+using jpeg_internal::kNaturalOrder;
+using jpeg_internal::Scan;
+using jpeg_internal::ScanComponent;
 
-constexpr int kMaxComponents = 4;      // the most a scan can hold (T.81 B.2.3)
+constexpr int kMaxComponents = jpeg_internal::kMaxScanComponents;
 constexpr int kMaxBlocksInMcu = 10;    // T.81 B.2.3
 constexpr int kMaxAl = 13;             // libjpeg's limit for 8-bit data
 // The coefficient arrays of the largest image the limits admit stay far below
@@ -40,286 +35,8 @@ constexpr uint64_t kMaxCoefficientBytes = uint64_t{4} << 30;
 // What each thread keeps between scaled decodes: a 12 MP 4:2:0 photo's arrays.
 constexpr size_t kKeptArrayBytes = size_t{16} << 20;
 
-// Zigzag index -> natural (row-major) index (T.81 Figure A.6).
-constexpr uint8_t kNaturalOrder[kDctBlockSize] = {
-    0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
-    12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
-    35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
-    58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
-
 uint16_t Read16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 int DivUp(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
-
-// libjpeg keeps coefficients as 16-bit JCOEF and shifts before it narrows.
-int16_t ShiftToCoef(int value, int al) {
-  return static_cast<int16_t>(static_cast<uint32_t>(value) << al);
-}
-
-// Zigzag positions k.. (none past 63).
-uint64_t From(int k) { return k >= 64 ? 0 : ~uint64_t{0} << k; }
-
-// Where each zigzag coefficient is kept in a block's side x side corner.
-struct Corner {
-  explicit Corner(int side) {
-    for (int k = 0; k < kDctBlockSize; ++k) {
-      const int row = kNaturalOrder[k] / 8, col = kNaturalOrder[k] % 8;
-      slot[k] = static_cast<int8_t>(row < side && col < side ? row * side + col : -1);
-      if (slot[k] >= 0) kept |= uint64_t{1} << k;
-    }
-  }
-  std::array<int8_t, kDctBlockSize> slot{};  // -1: not kept
-  uint64_t kept = 0;                         // zigzag bits of the kept ones
-};
-
-struct ScanComponent {
-  ComponentCoefficients* component;
-  const HuffmanTable* dc_table;
-  const HuffmanTable* ac_table;
-  int predictor;
-};
-
-struct Scan {
-  int ns = 0;
-  ScanComponent comps[kMaxComponents];
-  int ss = 0, se = 0, ah = 0, al = 0;
-  int eobrun = 0;  // blocks left in an end-of-band run (AC scans)
-};
-
-// The per-block decoders. Each returns false for data that cannot be valid.
-APPLIANCE_INLINE bool DecodeDcFirst(BitReader* reader, ScanComponent* sc, int al,
-                                    int16_t* block) {
-  reader->Refill();
-  const int s = DecodeRefilled(reader, *sc->dc_table);
-  if (s < 0 || s > 16) return false;
-  const int diff = s ? Extend(static_cast<int>(reader->Take(s)), s) : 0;
-  const int64_t sum = static_cast<int64_t>(sc->predictor) + diff;
-  if (sum > INT32_MAX || sum < INT32_MIN) return false;
-  sc->predictor = static_cast<int>(sum);
-  block[0] = ShiftToCoef(sc->predictor, al);
-  return true;
-}
-
-APPLIANCE_INLINE void DecodeDcRefine(BitReader* reader, int al, int16_t* block) {
-  reader->Refill();
-  if (reader->Take(1)) block[0] = static_cast<int16_t>(block[0] | (1 << al));
-}
-
-APPLIANCE_INLINE bool DecodeAcFirst(BitReader* reader, const HuffmanTable& table,
-                                    const Scan& scan, const Corner& corner, int* eobrun,
-                                    int16_t* block, uint64_t* nonzero) {
-  if (*eobrun > 0) {
-    --*eobrun;
-    return true;
-  }
-  uint64_t nz = *nonzero;
-  for (int k = scan.ss; k <= scan.se; ++k) {
-    reader->Refill();
-    const int rs = DecodeRefilled(reader, table);
-    if (rs < 0) return false;
-    const int r = rs >> 4, s = rs & 15;
-    if (s != 0) {
-      k += r;
-      if (k > scan.se) return false;
-      const int16_t coef = ShiftToCoef(Extend(static_cast<int>(reader->Take(s)), s), scan.al);
-      const uint64_t bit = uint64_t{1} << k;
-      nz = coef != 0 ? nz | bit : nz & ~bit;
-      const int slot = corner.slot[k];
-      if (slot >= 0) block[slot] = coef;
-    } else if (r == 15) {
-      k += 15;  // ZRL: sixteen zeros, the loop adds the last
-    } else {
-      // EOBr: this block and 2^r - 1 + (r bits) more end here.
-      *eobrun = (1 << r) + static_cast<int>(reader->Take(r)) - 1;
-      break;
-    }
-  }
-  *nonzero = nz;
-  return true;
-}
-
-// Reads one correction bit for each already-nonzero coefficient in `targets`
-// (zigzag bits, in order; G.1.2.3) and applies those of the kept ones.
-APPLIANCE_INLINE void Correct(BitReader* reader, uint64_t targets, const Corner& corner, int p1,
-                              int16_t* block) {
-  int n = __builtin_popcountll(targets);
-  while (n > 0) {
-    const int take = std::min(n, 32);
-    uint64_t chunk = targets;
-    if (take < n) {  // the first 32 of them now, the rest next
-      uint64_t rest = targets;
-      for (int i = 0; i < take; ++i) rest &= rest - 1;
-      chunk = targets & ~rest;
-    }
-    reader->Refill();
-    const uint32_t bits = reader->Take(take);
-    for (uint64_t kept = chunk & corner.kept; kept != 0; kept &= kept - 1) {
-      const int k = __builtin_ctzll(kept);
-      const int index = __builtin_popcountll(chunk & ((uint64_t{1} << k) - 1));
-      if ((bits >> (take - 1 - index)) & 1) {
-        int16_t& coef = block[corner.slot[k]];
-        if ((coef & p1) == 0) coef = static_cast<int16_t>(coef >= 0 ? coef + p1 : coef - p1);
-      }
-    }
-    targets &= ~chunk;
-    n -= take;
-  }
-}
-
-APPLIANCE_INLINE bool DecodeAcRefine(BitReader* reader, const HuffmanTable& table,
-                                     const Scan& scan, const Corner& corner, int* eobrun,
-                                     int16_t* block, uint64_t* nonzero) {
-  const int p1 = 1 << scan.al;
-  const uint64_t band = From(scan.ss) & ~From(scan.se + 1);
-  uint64_t nz = *nonzero;
-  int k = scan.ss;
-  if (*eobrun == 0) {
-    while (k <= scan.se) {
-      reader->Refill();
-      const int rs = DecodeRefilled(reader, table);
-      if (rs < 0) return false;
-      int r = rs >> 4;
-      int value = 0;
-      if ((rs & 15) != 0) {
-        // A new coefficient of magnitude 1 << Al. Sizes other than 1 are
-        // invalid; libjpeg warns and reads them as 1, and so do we.
-        value = reader->Take(1) ? p1 : -p1;
-      } else if (r != 15) {
-        *eobrun = (1 << r) + static_cast<int>(reader->Take(r));
-        break;  // the rest of the band gets correction bits below
-      }
-      // Skip r coefficients that are still zero (correcting the nonzero ones
-      // passed on the way) and place the new one, if any, on the next zero; a
-      // ZRL (r = 15, no value) passes sixteen zeros.
-      uint64_t zeros = ~nz & band & From(k);
-      for (; r > 0 && zeros != 0; --r) zeros &= zeros - 1;
-      const int target = zeros != 0 ? __builtin_ctzll(zeros) : scan.se + 1;
-      const uint64_t passed = nz & band & From(k) & ~From(target);
-      if (passed != 0) Correct(reader, passed, corner, p1, block);
-      if (value != 0) {
-        if (target > scan.se) return false;
-        nz |= uint64_t{1} << target;
-        const int slot = corner.slot[target];
-        if (slot >= 0) block[slot] = static_cast<int16_t>(value);
-      }
-      k = target + 1;
-    }
-  }
-  if (*eobrun > 0) {
-    const uint64_t rest = nz & band & From(k);
-    if (rest != 0) Correct(reader, rest, corner, p1, block);
-    --*eobrun;
-  }
-  *nonzero = nz;
-  return true;
-}
-
-enum class ScanKind { kDcFirst, kDcRefine, kAcFirst, kAcRefine };
-
-// Restart markers: every `interval` units (MCUs or blocks) the entropy coder
-// starts afresh after an RSTn marker.
-class Restarts {
- public:
-  explicit Restarts(int interval) : interval_(interval), until_(interval) {}
-
-  // Before each unit; false when the expected marker is missing.
-  APPLIANCE_INLINE bool Next(BitReader* reader, Scan* scan) {
-    if (interval_ == 0) return true;
-    if (until_ == 0) {
-      if (reader->overrun() || !reader->Restart(marker_)) return false;
-      marker_ = (marker_ + 1) & 7;
-      until_ = interval_;
-      scan->eobrun = 0;
-      for (int i = 0; i < scan->ns; ++i) scan->comps[i].predictor = 0;
-    }
-    --until_;
-    return true;
-  }
-
- private:
-  int interval_;
-  int until_;
-  int marker_ = 0;
-};
-
-// One scan of one kind; the kinds get a loop each so that each is tight.
-template <ScanKind kKind>
-APPLIANCE_INLINE Status DecodeScanOf(BitReader* reader, const ProgressiveCoefficients& frame,
-                                     const Corner& corner, Scan* scan, int restart_interval) {
-  const Status corrupt = Corrupt("JPEG scan data is damaged");
-  const Status truncated = Corrupt("JPEG scan data is truncated");
-  Restarts restarts(restart_interval);
-  if (scan->ns > 1) {  // interleaved: DC only (T.81 G.1.1.1.1), MCU by MCU
-    for (int my = 0; my < frame.mcu_rows; ++my) {
-      for (int mx = 0; mx < frame.mcus_per_row; ++mx) {
-        if (!restarts.Next(reader, scan)) return corrupt;
-        for (int i = 0; i < scan->ns; ++i) {
-          ScanComponent& sc = scan->comps[i];
-          ComponentCoefficients& c = *sc.component;
-          for (int by = 0; by < c.v_samp; ++by) {
-            for (int bx = 0; bx < c.h_samp; ++bx) {
-              int16_t* block = c.Block(mx * c.h_samp + bx, my * c.v_samp + by);
-              if constexpr (kKind == ScanKind::kDcFirst) {
-                if (!DecodeDcFirst(reader, &sc, scan->al, block)) return corrupt;
-              } else {
-                DecodeDcRefine(reader, scan->al, block);
-              }
-            }
-          }
-        }
-      }
-      // Past the data the reader feeds zeros, which decode safely; it is
-      // enough to notice once a row.
-      if (reader->overrun()) return truncated;
-    }
-    return Status::Ok();
-  }
-  ScanComponent& sc = scan->comps[0];
-  ComponentCoefficients& c = *sc.component;
-  const int block_size = c.side * c.side;
-  for (int by = 0; by < c.height_in_blocks; ++by) {
-    int16_t* block = c.Block(0, by);
-    uint64_t* nonzero = &c.nonzero[c.Index(0, by)];
-    for (int bx = 0; bx < c.width_in_blocks; ++bx, block += block_size, ++nonzero) {
-      if (!restarts.Next(reader, scan)) return corrupt;
-      if constexpr (kKind == ScanKind::kDcFirst) {
-        if (!DecodeDcFirst(reader, &sc, scan->al, block)) return corrupt;
-      } else if constexpr (kKind == ScanKind::kDcRefine) {
-        DecodeDcRefine(reader, scan->al, block);
-      } else if constexpr (kKind == ScanKind::kAcFirst) {
-        if (!DecodeAcFirst(reader, *sc.ac_table, *scan, corner, &scan->eobrun, block, nonzero)) {
-          return corrupt;
-        }
-      } else {
-        if (!DecodeAcRefine(reader, *sc.ac_table, *scan, corner, &scan->eobrun, block,
-                            nonzero)) {
-          return corrupt;
-        }
-      }
-    }
-    if (reader->overrun()) return truncated;
-  }
-  return Status::Ok();
-}
-
-// Decodes one scan's entropy-coded data at `p`; on success `*next` is the
-// first marker after it.
-APPLIANCE_POPCOUNT_CLONES
-Status DecodeScan(const uint8_t* p, const uint8_t* end, const ProgressiveCoefficients& frame,
-                  const Corner& corner, Scan* scan, int restart_interval, const uint8_t** next) {
-  BitReader reader(p, end);
-  Status status;
-  if (scan->ss == 0) {
-    status = scan->ah == 0
-                 ? DecodeScanOf<ScanKind::kDcFirst>(&reader, frame, corner, scan, restart_interval)
-                 : DecodeScanOf<ScanKind::kDcRefine>(&reader, frame, corner, scan, restart_interval);
-  } else {
-    status = scan->ah == 0
-                 ? DecodeScanOf<ScanKind::kAcFirst>(&reader, frame, corner, scan, restart_interval)
-                 : DecodeScanOf<ScanKind::kAcRefine>(&reader, frame, corner, scan, restart_interval);
-  }
-  if (status.ok()) *next = reader.NextMarker();
-  return status;
-}
 
 Status ParseFrame(const uint8_t* s, size_t length, const Limits& limits, int side,
                   ProgressiveCoefficients* f) {
@@ -586,6 +303,51 @@ bool WriteScaledPlanes(const ProgressiveCoefficients& f, Image* image) {
 
 }  // namespace
 
+namespace jpeg_internal {
+
+#if defined(APPLIANCE_SCAN_VARIANTS)
+namespace {
+
+// AMD before Zen 3 (and Hygon) runs pdep in microcode, hundreds of cycles.
+bool PdepIsSlow() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return true;
+  char vendor[13] = {};
+  std::memcpy(vendor, &ebx, 4);
+  std::memcpy(vendor + 4, &edx, 4);
+  std::memcpy(vendor + 8, &ecx, 4);
+  if (std::strcmp(vendor, "AuthenticAMD") != 0 && std::strcmp(vendor, "HygonGenuine") != 0) {
+    return false;
+  }
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return true;
+  int family = (eax >> 8) & 0xF;
+  if (family == 0xF) family += (eax >> 20) & 0xFF;
+  return family < 0x19;
+}
+
+}  // namespace
+#endif
+
+ScanDecoder ChooseScanDecoder() {
+  static const ScanDecoder chosen = [] {
+    const char* name = std::getenv("APPLIANCE_SCAN_DECODER");
+    const std::string wanted = name != nullptr ? name : "";
+#if defined(APPLIANCE_SCAN_VARIANTS)
+    __builtin_cpu_init();
+    const bool popcnt = __builtin_cpu_supports("popcnt");
+    const bool bmi2 = popcnt && __builtin_cpu_supports("bmi2");
+    if (wanted == "bmi2" && bmi2) return DecodeScanBmi2;
+    if (wanted == "popcnt" && popcnt) return DecodeScanPopcnt;
+    if (wanted.empty() && bmi2 && !PdepIsSlow()) return DecodeScanBmi2;
+    if (wanted.empty() && popcnt) return DecodeScanPopcnt;
+#endif
+    return DecodeScanPortable;
+  }();
+  return chosen;
+}
+
+}  // namespace jpeg_internal
+
 Status DecodeProgressiveCoefficients(const uint8_t* data, size_t size,
                                      ProgressiveCoefficients* out, const Limits& limits,
                                      int side) {
@@ -604,6 +366,7 @@ Status DecodeProgressiveCoefficients(const uint8_t* data, size_t size,
   HuffmanTable dc_tables[4];
   HuffmanTable ac_tables[4];
   const Corner corner(side);
+  const jpeg_internal::ScanDecoder decode_scan = jpeg_internal::ChooseScanDecoder();
   int restart_interval = 0;
   bool any_scan = false;
   const Status truncated = Corrupt("JPEG is truncated");
@@ -681,7 +444,7 @@ Status DecodeProgressiveCoefficients(const uint8_t* data, size_t size,
         APPLIANCE_RETURN_IF_ERROR(ParseScan(s, n, &frame, dc_tables, ac_tables, quant,
                                             quant_defined, &scan));
         APPLIANCE_RETURN_IF_ERROR(
-            DecodeScan(next, end, frame, corner, &scan, restart_interval, &next));
+            decode_scan(next, end, frame, corner, &scan, restart_interval, &next));
         any_scan = true;
         break;
       }

@@ -9,7 +9,11 @@ libjpeg-turbo's by `make asan` (native/tests/progressive_coefficients.cc)."""
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import images as I
@@ -153,3 +157,36 @@ def test_a_truncated_progressive_file_goes_to_libjpeg(base_photo, cjpeg_availabl
     else:
         ours = planes(cut, box, True)
         assert [p.tobytes() for p in ours] == [p.tobytes() for p in theirs]
+
+
+# Prints a digest of the planes of each file given, at 1/4 and 1/2 scale.
+PLANES_DIGEST = """
+import hashlib, sys
+from pathlib import Path
+from appliance import native
+digest = hashlib.sha256()
+for path in sys.argv[1:]:
+    data = Path(path).read_bytes()
+    info_width = native.probe(data).width
+    for eighths in (2, 4):
+        for w, h, pixels in native.decode_planes(data, info_width * eighths // 8 - 3, 0):
+            digest.update(b"%d %d " % (w, h) + pixels)
+print(digest.hexdigest())
+"""
+
+
+@pytest.mark.parametrize("variant", ["portable", "popcnt", "bmi2"])
+def test_every_scan_decoder_variant_gives_the_same_planes(variant: str, corpus: Path) -> None:
+    # The scan decoder is built portable and, on x86-64, for popcount and BMI2
+    # (docs/decisions/0011); APPLIANCE_SCAN_DECODER picks one where the CPU has it.
+    files = [str(p) for p in progressive_corpus(corpus)]
+    run = functools.partial(
+        subprocess.run,
+        [sys.executable, "-c", PLANES_DIGEST, *files],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    default = run(env={**os.environ, "APPLIANCE_SCAN_DECODER": ""}).stdout
+    chosen = run(env={**os.environ, "APPLIANCE_SCAN_DECODER": variant}).stdout
+    assert chosen == default

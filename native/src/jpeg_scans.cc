@@ -1,0 +1,327 @@
+// One progressive scan's entropy decoding; see jpeg_scans.h.
+#include "jpeg_scans.h"
+
+#include <algorithm>
+
+#include "codecs.h"
+
+// The variants are built function by function (the target attribute), not by
+// compiling this file with other flags: that way no inline code shared with the
+// rest of the core is ever built for an instruction set the CPU may lack.
+// Everything a variant calls in its loops is always_inline, so it is compiled
+// into the variant.
+
+#define APPLIANCE_INLINE inline __attribute__((always_inline))
+
+namespace appliance {
+namespace jpeg_internal {
+namespace {
+
+constexpr int kMaxBlocksInMcu = 10;  // T.81 B.2.3
+
+// libjpeg keeps coefficients as 16-bit JCOEF and shifts before it narrows.
+int16_t ShiftToCoef(int value, int al) {
+  return static_cast<int16_t>(static_cast<uint32_t>(value) << al);
+}
+
+// Zigzag positions k.. (none past 63).
+uint64_t From(int k) { return k >= 64 ? 0 : ~uint64_t{0} << k; }
+
+// The position of the zero in `zeros` (a mask of them) that has `rank` zeros
+// before it, or past 63 if there are not that many. With kPdep, one BMI2
+// instruction instead of a loop whose exit the CPU cannot predict.
+template <bool kPdep>
+APPLIANCE_INLINE int NthZero(uint64_t zeros, int rank) {
+#if defined(APPLIANCE_SCAN_VARIANTS)
+  if constexpr (kPdep) {
+    // pdep deposits the bit at `rank` of its source into the rank-th set bit of
+    // its mask. As inline assembly: the intrinsic would need BMI2 enabled for
+    // the whole file.
+    uint64_t zero;
+    asm("pdep %2, %1, %0" : "=r"(zero) : "r"(uint64_t{1} << rank), "rm"(zeros));
+    return zero != 0 ? __builtin_ctzll(zero) : 64;
+  }
+#endif
+  for (; rank > 0 && zeros != 0; --rank) zeros &= zeros - 1;
+  return zeros != 0 ? __builtin_ctzll(zeros) : 64;
+}
+
+// The per-block decoders. Each returns false for data that cannot be valid.
+APPLIANCE_INLINE bool DecodeDcFirst(BitReader* reader, ScanComponent* sc, int al,
+                                    int16_t* block) {
+  reader->Refill();
+  const int s = DecodeRefilled(reader, *sc->dc_table);
+  if (s < 0 || s > 16) return false;
+  const int diff = s ? Extend(static_cast<int>(reader->Take(s)), s) : 0;
+  if (__builtin_add_overflow(sc->predictor, diff, &sc->predictor)) return false;
+  block[0] = ShiftToCoef(sc->predictor, al);
+  return true;
+}
+
+APPLIANCE_INLINE void DecodeDcRefine(BitReader* reader, int al, int16_t* block) {
+  reader->Refill();
+  if (reader->Take(1)) block[0] = static_cast<int16_t>(block[0] | (1 << al));
+}
+
+APPLIANCE_INLINE bool DecodeAcFirst(BitReader* reader, const HuffmanTable& table,
+                                    const Scan& scan, const Corner& corner, int* eobrun,
+                                    int16_t* block, uint64_t* nonzero) {
+  if (*eobrun > 0) {
+    --*eobrun;
+    return true;
+  }
+  uint64_t nz = *nonzero;
+  for (int k = scan.ss; k <= scan.se; ++k) {
+    reader->Refill();
+    const int rs = DecodeRefilled(reader, table);
+    if (rs < 0) return false;
+    const int r = rs >> 4, s = rs & 15;
+    if (s != 0) {
+      k += r;
+      if (k > scan.se) return false;
+      const int16_t coef = ShiftToCoef(Extend(static_cast<int>(reader->Take(s)), s), scan.al);
+      const uint64_t bit = uint64_t{1} << k;
+      nz = coef != 0 ? nz | bit : nz & ~bit;
+      const int slot = corner.slot[k];
+      if (slot >= 0) block[slot] = coef;
+    } else if (r == 15) {
+      k += 15;  // ZRL: sixteen zeros, the loop adds the last
+    } else {
+      // EOBr: this block and 2^r - 1 + (r bits) more end here.
+      *eobrun = (1 << r) + static_cast<int>(reader->Take(r)) - 1;
+      break;
+    }
+  }
+  *nonzero = nz;
+  return true;
+}
+
+// A refinement scan gives every coefficient of its band that is already
+// nonzero one correction bit (G.1.2.3), in zigzag order, wherever the symbols
+// for new coefficients fall between them. A block has at most 63, so they are
+// gathered into one word as they come and applied once the block is done.
+APPLIANCE_INLINE uint64_t ReadCorrections(BitReader* reader, uint64_t targets, uint64_t bits) {
+  int n = __builtin_popcountll(targets);
+  reader->Refill();
+  if (n > BitReader::kRefilledBits) {  // only in a pathological block
+    bits = (bits << 32) | reader->Take(32);
+    n -= 32;
+    reader->Refill();
+  }
+  return (bits << n) | reader->TakeWide(n);
+}
+
+// Applies the correction bits (`bits`, one per coefficient of `corrected`, the
+// first in the highest bit) to the kept coefficients.
+APPLIANCE_INLINE void ApplyCorrections(uint64_t corrected, uint64_t bits, const Corner& corner,
+                                       int p1, int16_t* block) {
+  const int count = __builtin_popcountll(corrected);
+  for (uint64_t kept = corrected & corner.kept; kept != 0; kept &= kept - 1) {
+    const int k = __builtin_ctzll(kept);
+    const int index = __builtin_popcountll(corrected & ((uint64_t{1} << k) - 1));
+    if ((bits >> (count - 1 - index)) & 1) {
+      int16_t& coef = block[corner.slot[k]];
+      if ((coef & p1) == 0) coef = static_cast<int16_t>(coef >= 0 ? coef + p1 : coef - p1);
+    }
+  }
+}
+
+template <bool kPdep>
+APPLIANCE_INLINE bool DecodeAcRefine(BitReader* reader, const HuffmanTable& table,
+                                     const Scan& scan, const Corner& corner, int* eobrun,
+                                     int16_t* block, uint64_t* nonzero) {
+  const int p1 = 1 << scan.al;
+  const uint64_t band = From(scan.ss) & ~From(scan.se + 1);
+  uint64_t nz = *nonzero;
+  const uint64_t corrected = nz & band;  // the coefficients that get a correction bit
+  uint64_t corrections = 0;
+  int16_t discarded;  // where new coefficients outside the kept corner go
+  int k = scan.ss;
+  if (*eobrun == 0) {
+    while (k <= scan.se) {
+      reader->Refill();
+      const int rs = DecodeRefilled(reader, table);
+      if (rs < 0) return false;
+      int r = rs >> 4;
+      int value = 0;
+      if ((rs & 15) != 0) {
+        // A new coefficient of magnitude 1 << Al. Sizes other than 1 are
+        // invalid; libjpeg warns and reads them as 1, and so do we.
+        value = reader->Take(1) ? p1 : -p1;
+      } else if (r != 15) {
+        *eobrun = (1 << r) + static_cast<int>(reader->Take(r));
+        break;  // the rest of the band gets correction bits below
+      }
+      // Skip r coefficients that are still zero (reading the correction bits of
+      // the nonzero ones passed on the way) and place the new one, if any, on
+      // the next zero; a ZRL (r = 15, no value) passes sixteen zeros.
+      const int target = std::min(NthZero<kPdep>(~nz & band & From(k), r), scan.se + 1);
+      corrections = ReadCorrections(reader, nz & band & From(k) & ~From(target), corrections);
+      if (value != 0) {
+        if (target > scan.se) return false;
+        nz |= uint64_t{1} << target;
+        const int slot = corner.slot[target];
+        *(slot >= 0 ? block + slot : &discarded) = static_cast<int16_t>(value);
+      }
+      k = target + 1;
+    }
+  }
+  if (*eobrun > 0) {
+    corrections = ReadCorrections(reader, nz & band & From(k), corrections);
+    --*eobrun;
+  }
+  ApplyCorrections(corrected, corrections, corner, p1, block);
+  *nonzero = nz;
+  return true;
+}
+
+enum class ScanKind { kDcFirst, kDcRefine, kAcFirst, kAcRefine };
+
+// Restart markers: every `interval` units (MCUs or blocks) the entropy coder
+// starts afresh after an RSTn marker.
+class Restarts {
+ public:
+  explicit Restarts(int interval) : interval_(interval), until_(interval) {}
+
+  // Before each unit; false when the expected marker is missing.
+  APPLIANCE_INLINE bool Next(BitReader* reader, Scan* scan) {
+    if (interval_ == 0) return true;
+    if (until_ == 0) {
+      if (reader->overrun() || !reader->Restart(marker_)) return false;
+      marker_ = (marker_ + 1) & 7;
+      until_ = interval_;
+      scan->eobrun = 0;
+      for (int i = 0; i < scan->ns; ++i) scan->comps[i].predictor = 0;
+    }
+    --until_;
+    return true;
+  }
+
+ private:
+  int interval_;
+  int until_;
+  int marker_ = 0;
+};
+
+// One scan of one kind; the kinds get a loop each so that each is tight.
+template <ScanKind kKind, bool kPdep>
+APPLIANCE_INLINE Status DecodeScanOf(BitReader* reader, const ProgressiveCoefficients& frame,
+                                     const Corner& corner, Scan* scan, int restart_interval) {
+  const Status corrupt = Corrupt("JPEG scan data is damaged");
+  const Status truncated = Corrupt("JPEG scan data is truncated");
+  Restarts restarts(restart_interval);
+  if (scan->ns > 1) {  // interleaved: DC only (T.81 G.1.1.1.1), MCU by MCU
+    // The blocks of one MCU, in order: their component and their offset from
+    // the MCU's first block of that component.
+    int mcu_blocks = 0;
+    int component_of[kMaxBlocksInMcu];
+    size_t offset_of[kMaxBlocksInMcu];
+    for (int i = 0; i < scan->ns; ++i) {
+      const ComponentCoefficients& c = *scan->comps[i].component;
+      for (int by = 0; by < c.v_samp; ++by) {
+        for (int bx = 0; bx < c.h_samp; ++bx) {
+          if (mcu_blocks == kMaxBlocksInMcu) return corrupt;
+          component_of[mcu_blocks] = i;
+          offset_of[mcu_blocks++] = c.Index(bx, by) * static_cast<size_t>(c.side * c.side);
+        }
+      }
+    }
+    for (int my = 0; my < frame.mcu_rows; ++my) {
+      int16_t* mcu[kMaxScanComponents];  // each component's first block in the MCU
+      size_t mcu_step[kMaxScanComponents];
+      for (int i = 0; i < scan->ns; ++i) {
+        ComponentCoefficients& c = *scan->comps[i].component;
+        mcu[i] = c.Block(0, my * c.v_samp);
+        mcu_step[i] = static_cast<size_t>(c.h_samp * c.side * c.side);
+      }
+      for (int mx = 0; mx < frame.mcus_per_row; ++mx) {
+        if (!restarts.Next(reader, scan)) return corrupt;
+        for (int b = 0; b < mcu_blocks; ++b) {
+          const int i = component_of[b];
+          int16_t* block = mcu[i] + offset_of[b];
+          if constexpr (kKind == ScanKind::kDcFirst) {
+            if (!DecodeDcFirst(reader, &scan->comps[i], scan->al, block)) return corrupt;
+          } else {
+            DecodeDcRefine(reader, scan->al, block);
+          }
+        }
+        for (int i = 0; i < scan->ns; ++i) mcu[i] += mcu_step[i];
+      }
+      // Past the data the reader feeds zeros, which decode safely; it is
+      // enough to notice once a row.
+      if (reader->overrun()) return truncated;
+    }
+    return Status::Ok();
+  }
+  ScanComponent& sc = scan->comps[0];
+  ComponentCoefficients& c = *sc.component;
+  const int block_size = c.side * c.side;
+  for (int by = 0; by < c.height_in_blocks; ++by) {
+    int16_t* block = c.Block(0, by);
+    uint64_t* nonzero = &c.nonzero[c.Index(0, by)];
+    for (int bx = 0; bx < c.width_in_blocks; ++bx, block += block_size, ++nonzero) {
+      if (!restarts.Next(reader, scan)) return corrupt;
+      if constexpr (kKind == ScanKind::kDcFirst) {
+        if (!DecodeDcFirst(reader, &sc, scan->al, block)) return corrupt;
+      } else if constexpr (kKind == ScanKind::kDcRefine) {
+        DecodeDcRefine(reader, scan->al, block);
+      } else if constexpr (kKind == ScanKind::kAcFirst) {
+        if (!DecodeAcFirst(reader, *sc.ac_table, *scan, corner, &scan->eobrun, block, nonzero)) {
+          return corrupt;
+        }
+      } else {
+        if (!DecodeAcRefine<kPdep>(reader, *sc.ac_table, *scan, corner, &scan->eobrun, block,
+                            nonzero)) {
+          return corrupt;
+        }
+      }
+    }
+    if (reader->overrun()) return truncated;
+  }
+  return Status::Ok();
+}
+
+template <bool kPdep>
+APPLIANCE_INLINE Status DecodeScanWith(const uint8_t* p, const uint8_t* end,
+                                       const ProgressiveCoefficients& frame, const Corner& corner,
+                                       Scan* scan, int restart_interval, const uint8_t** next) {
+  BitReader reader(p, end);
+  Status status;
+  if (scan->ss == 0) {
+    status = scan->ah == 0 ? DecodeScanOf<ScanKind::kDcFirst, kPdep>(&reader, frame, corner, scan,
+                                                                      restart_interval)
+                           : DecodeScanOf<ScanKind::kDcRefine, kPdep>(&reader, frame, corner,
+                                                                       scan, restart_interval);
+  } else {
+    status = scan->ah == 0 ? DecodeScanOf<ScanKind::kAcFirst, kPdep>(&reader, frame, corner, scan,
+                                                                      restart_interval)
+                           : DecodeScanOf<ScanKind::kAcRefine, kPdep>(&reader, frame, corner,
+                                                                       scan, restart_interval);
+  }
+  if (status.ok()) *next = reader.NextMarker();
+  return status;
+}
+
+}  // namespace
+
+Status DecodeScanPortable(const uint8_t* p, const uint8_t* end,
+                          const ProgressiveCoefficients& frame, const Corner& corner, Scan* scan,
+                          int restart_interval, const uint8_t** next) {
+  return DecodeScanWith<false>(p, end, frame, corner, scan, restart_interval, next);
+}
+
+#if defined(APPLIANCE_SCAN_VARIANTS)
+__attribute__((target("popcnt"))) Status DecodeScanPopcnt(
+    const uint8_t* p, const uint8_t* end, const ProgressiveCoefficients& frame,
+    const Corner& corner, Scan* scan, int restart_interval, const uint8_t** next) {
+  return DecodeScanWith<false>(p, end, frame, corner, scan, restart_interval, next);
+}
+
+__attribute__((target("popcnt,bmi,bmi2"))) Status DecodeScanBmi2(
+    const uint8_t* p, const uint8_t* end, const ProgressiveCoefficients& frame,
+    const Corner& corner, Scan* scan, int restart_interval, const uint8_t** next) {
+  return DecodeScanWith<true>(p, end, frame, corner, scan, restart_interval, next);
+}
+#endif
+}  // namespace jpeg_internal
+}  // namespace appliance
