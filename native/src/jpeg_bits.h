@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace appliance {
 namespace jpeg_internal {
@@ -56,33 +57,41 @@ struct HuffmanTable {
   }
 };
 
-// Reads entropy-coded bits, unstuffing 0xFF00 and stopping at markers; past a
-// marker it feeds zeros but remembers that the data ran out.
+// Reads the entropy-coded data of one scan. The constructor first copies it,
+// without the stuffed zero bytes (0xFF00) and split at its restart markers,
+// into a buffer where each restart interval's data is followed by zeros; then a
+// refill is a load, a shift and an or, with no branch for the CPU to mispredict
+// (the 0xFF test of a reader that unstuffs as it goes fails in one refill of
+// 30). Reading past an interval's data gives zeros, as libjpeg does, and is
+// reported by overrun(). One scan's data is read a second time this way, a
+// memchr() and a memcpy() apart from the decode, a small cost against it.
 class BitReader {
  public:
-  // After Refill() at least this many bits can be peeked and taken.
-  static constexpr int kRefilledBits = 56;
+  // After Refill() at least this many bits can be peeked and taken: a Huffman
+  // code and the bits of its value.
+  static constexpr int kRefilledBits = 32;
+  // After RefillFully(), this many.
+  static constexpr int kFullyRefilledBits = 56;
 
-  BitReader(const uint8_t* p, const uint8_t* end) : p_(p), end_(end) {}
+  BitReader(const uint8_t* p, const uint8_t* end);
+  ~BitReader();
+  BitReader(const BitReader&) = delete;
+  BitReader& operator=(const BitReader&) = delete;
 
+  // Refills only when short: the refill's load would otherwise sit on the
+  // chain from one symbol to the next, where a well-predicted branch does not.
   void Refill() {
-    if (bits_ >= kRefilledBits) return;
-    if (end_ - p_ >= 8) {
-      uint64_t word;
-      std::memcpy(&word, p_, 8);
-      word = __builtin_bswap64(word);
-      const uint64_t inverted = ~word;  // a 0xFF byte is a zero byte here
-      if (((inverted - 0x0101010101010101ULL) & ~inverted & 0x8080808080808080ULL) == 0) {
-        // The bits past the whole bytes taken are the stream's next bits too,
-        // so leaving them below the valid ones is harmless.
-        acc_ |= word >> bits_;
-        const int bytes = (63 - bits_) >> 3;
-        p_ += bytes;
-        bits_ += bytes << 3;
-        return;
-      }
-    }
-    RefillSlowly();
+    if (bits_ < kRefilledBits) RefillFully();
+  }
+  void RefillFully() {
+    uint64_t word;
+    std::memcpy(&word, cur_, 8);
+    acc_ |= __builtin_bswap64(word) >> bits_;
+    // The whole bytes that fit; the bits of the next one, below them, are the
+    // same as the next refill puts there.
+    cur_ += (63 - bits_) >> 3;
+    bits_ |= kFullyRefilledBits;
+    cur_ = cur_ < limit_ ? cur_ : limit_;  // past the data: zeros, not past the buffer
   }
 
   // The next n bits (1..32), after Refill() made them available.
@@ -92,13 +101,8 @@ class BitReader {
     bits_ -= n;
   }
   // Takes n bits (0..32) that Refill() made available.
-  uint32_t Take(int n) {
-    if (n == 0) return 0;
-    const uint32_t v = Peek(n);
-    Skip(n);
-    return v;
-  }
-  // Takes n bits (0..kRefilledBits) that Refill() made available.
+  uint32_t Take(int n) { return static_cast<uint32_t>(TakeWide(n)); }
+  // Takes n bits (0..kFullyRefilledBits) that RefillFully() made available.
   uint64_t TakeWide(int n) {
     const uint64_t v = (acc_ >> 1) >> (63 - n);  // no shift by 64 when n is 0
     Skip(n);
@@ -114,67 +118,44 @@ class BitReader {
     return Peek(16);
   }
 
-  // At a restart marker: drop the partial byte, expect RSTn, reset. Bytes
-  // between the data and the marker are skipped, as libjpeg does.
-  bool Restart(int expected) {
-    if (bits_ < padding_) overrun_ = true;
-    acc_ = 0;
-    bits_ = 0;
-    padding_ = 0;
-    const uint8_t* q = p_;
-    while (q + 1 < end_ && !(q[0] == 0xFF && q[1] != 0 && q[1] != 0xFF)) ++q;
-    if (q + 1 >= end_ || q[1] != 0xD0 + expected) return false;
-    p_ = q + 2;
-    at_marker_ = false;
-    return true;
-  }
+  // At a restart marker: drop the partial byte, expect RSTn (which libjpeg
+  // finds past any bytes left in the interval), start the next interval.
+  bool Restart(int expected);
 
   // Whether more bits were taken than the data had.
-  bool overrun() const { return overrun_ || bits_ < padding_; }
-
-  // The position of the next marker after the scan.
-  const uint8_t* NextMarker() const {
-    const uint8_t* p = p_;
-    while (p + 1 < end_ && !(p[0] == 0xFF && p[1] != 0 && !(p[1] >= 0xD0 && p[1] <= 0xD7))) ++p;
-    return p;
+  bool overrun() const {
+    return overrun_ || (cur_ - segment_) * 8 - bits_ > static_cast<ptrdiff_t>(segment_bytes_) * 8;
   }
+
+  // The position of the marker that ends the scan.
+  const uint8_t* NextMarker() const { return next_marker_; }
 
  private:
-  void RefillSlowly() {
-    // Clear what a fast refill left below the valid bits: it is appended again here.
-    acc_ = bits_ == 0 ? 0 : acc_ & (~uint64_t{0} << (64 - bits_));
-    while (bits_ < kRefilledBits) {  // so that bits_ stays below 64
-      uint8_t byte = 0;
-      if (!at_marker_ && p_ < end_) {
-        byte = *p_;
-        if (byte == 0xFF) {
-          const uint8_t next = p_ + 1 < end_ ? p_[1] : 0xD9;
-          if (next == 0x00) {
-            p_ += 2;
-          } else {
-            at_marker_ = true;  // leave p_ on the marker
-            byte = 0;
-          }
-        } else {
-          ++p_;
-        }
-      } else {
-        at_marker_ = true;
-      }
-      if (at_marker_) padding_ += 8;
-      acc_ |= static_cast<uint64_t>(byte) << (56 - bits_);
-      bits_ += 8;
-    }
-  }
+  // Where an interval's data starts in buffer_, how long it is, and the number
+  // of the RSTn marker before it (-1 for the first).
+  struct Interval {
+    size_t start;
+    size_t bytes;
+    int marker;
+  };
+  void StartInterval(size_t index);
 
-  const uint8_t* p_;
-  const uint8_t* end_;
+  std::vector<uint8_t> buffer_;
+  std::vector<Interval> intervals_;
+  size_t interval_ = 0;
+  const uint8_t* next_marker_ = nullptr;
+  const uint8_t* segment_ = nullptr;  // the current interval's data
+  size_t segment_bytes_ = 0;
+  const uint8_t* cur_ = nullptr;    // the next byte to load
+  const uint8_t* limit_ = nullptr;  // where cur_ stops: 8 bytes into the zeros
   uint64_t acc_ = 0;  // valid bits from the top; below them, zeros or the stream's next bits
   int bits_ = 0;
-  int padding_ = 0;  // how many of the valid bits, at their end, are made-up zeros
-  bool at_marker_ = false;
   bool overrun_ = false;
 };
+
+// The position of the marker that ends the entropy-coded data at `p` (of a
+// scan not decoded), or `end`.
+const uint8_t* SkipEntropyCodedData(const uint8_t* p, const uint8_t* end);
 
 // Decodes one symbol from bits Refill() made available (a code is at most 16
 // bits). Returns the symbol, or -1 for a code that is not in the table.
@@ -201,9 +182,11 @@ inline int DecodeSymbol(BitReader* reader, const HuffmanTable& table) {
   return DecodeRefilled(reader, table);
 }
 
-// T.81 F.2.2.1: a magnitude category's bits to a signed value.
+// T.81 F.2.2.1: a magnitude category's bits to a signed value; 0 for no bits.
+// Without a branch: whether the value is negative is as good as random.
 inline int Extend(int value, int bits) {
-  return value < (1 << (bits - 1)) ? value - (1 << bits) + 1 : value;
+  const int half = (1 << bits) >> 1;
+  return value - (value < half ? (1 << bits) - 1 : 0);
 }
 
 }  // namespace jpeg_internal

@@ -261,7 +261,7 @@ bool DecodeProgressiveDc(const uint8_t* data, size_t size, Image* image) {
         const int ss = s[1 + 2 * ns], se = s[2 + 2 * ns];
         const int ah = s[3 + 2 * ns] >> 4, al = s[3 + 2 * ns] & 15;
         if (ss != 0) {  // an AC scan: skip its data unread
-          next = BitReader(next, end).NextMarker();
+          next = jpeg_internal::SkipEntropyCodedData(next, end);
           break;
         }
         if (se != 0 || al > 13) return false;

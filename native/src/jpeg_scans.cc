@@ -52,7 +52,7 @@ APPLIANCE_INLINE bool DecodeDcFirst(BitReader* reader, ScanComponent* sc, int al
   reader->Refill();
   const int s = DecodeRefilled(reader, *sc->dc_table);
   if (s < 0 || s > 16) return false;
-  const int diff = s ? Extend(static_cast<int>(reader->Take(s)), s) : 0;
+  const int diff = Extend(static_cast<int>(reader->Take(s)), s);  // 0 when s is 0
   if (__builtin_add_overflow(sc->predictor, diff, &sc->predictor)) return false;
   block[0] = ShiftToCoef(sc->predictor, al);
   return true;
@@ -100,12 +100,15 @@ APPLIANCE_INLINE bool DecodeAcFirst(BitReader* reader, const HuffmanTable& table
 // nonzero one correction bit (G.1.2.3), in zigzag order, wherever the symbols
 // for new coefficients fall between them. A block has at most 63, so they are
 // gathered into one word as they come and applied once the block is done.
-APPLIANCE_INLINE uint64_t ReadCorrections(BitReader* reader, uint64_t targets, uint64_t bits) {
-  int n = __builtin_popcountll(targets);
-  reader->Refill();
-  if (n > BitReader::kRefilledBits) {  // only in a pathological block
-    bits = (bits << 32) | reader->Take(32);
-    n -= 32;
+APPLIANCE_INLINE uint64_t ReadCorrections(BitReader* reader, int n, uint64_t bits) {
+  if (n > BitReader::kRefilledBits) {  // rare: more than 32 at once
+    reader->RefillFully();
+    if (n > BitReader::kFullyRefilledBits) {  // only in a pathological block
+      bits = (bits << 32) | reader->Take(32);
+      n -= 32;
+      reader->RefillFully();
+    }
+  } else {
     reader->Refill();
   }
   return (bits << n) | reader->TakeWide(n);
@@ -155,8 +158,14 @@ APPLIANCE_INLINE bool DecodeAcRefine(BitReader* reader, const HuffmanTable& tabl
       // Skip r coefficients that are still zero (reading the correction bits of
       // the nonzero ones passed on the way) and place the new one, if any, on
       // the next zero; a ZRL (r = 15, no value) passes sixteen zeros.
-      const int target = std::min(NthZero<kPdep>(~nz & band & From(k), r), scan.se + 1);
-      corrections = ReadCorrections(reader, nz & band & From(k) & ~From(target), corrections);
+      int target = NthZero<kPdep>(~nz & band & From(k), r);
+      // Between k and the target lie r zeros and the nonzero ones to correct.
+      int passed = target - k - r;
+      if (target > scan.se) {  // the band ran out of zeros first
+        target = scan.se + 1;
+        passed = __builtin_popcountll(nz & band & From(k));
+      }
+      corrections = ReadCorrections(reader, passed, corrections);
       if (value != 0) {
         if (target > scan.se) return false;
         nz |= uint64_t{1} << target;
@@ -167,7 +176,7 @@ APPLIANCE_INLINE bool DecodeAcRefine(BitReader* reader, const HuffmanTable& tabl
     }
   }
   if (*eobrun > 0) {
-    corrections = ReadCorrections(reader, nz & band & From(k), corrections);
+    corrections = ReadCorrections(reader, __builtin_popcountll(nz & band & From(k)), corrections);
     --*eobrun;
   }
   ApplyCorrections(corrected, corrections, corner, p1, block);
