@@ -262,14 +262,15 @@ def decode_planes(
     height: int | None = None,
     *,
     shortcuts: bool = True,
+    half_chroma: bool = False,
 ) -> list[tuple[int, int, bytes]]:
     """The JPEG's planes as ``transcode`` decodes them for that box (``shortcuts``
-    on: our own progressive decoders at 1/8, 1/4 and 1/2 scale) or as plain
-    libjpeg-turbo does (off).
+    on: our own decoders at 1/8, 1/4 and 1/2 scale; ``half_chroma`` as for an
+    output with 4:2:0 chroma) or as plain libjpeg-turbo does (off).
     For tests: ``[(width, height, pixels), ...]`` per plane, rows packed."""
     try:
         planes: list[tuple[int, int, bytes]] = _native.decode_planes(
-            data, width or 0, height or 0, shortcuts
+            data, width or 0, height or 0, shortcuts, half_chroma
         )
     except _native.NativeError as e:
         _raise(e)

@@ -10,14 +10,15 @@ build=build/asan
 
 cmake -S native -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DAPPLIANCE_SANITIZE=ON -DAPPLIANCE_TESTS=ON >/dev/null
-cmake --build "$build" --target damage_loop codecs_smoke progressive_coefficients
+cmake --build "$build" --target damage_loop codecs_smoke jpeg_coefficients
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 python native/tests/make_codec_samples.py "$corpus" build/codec_samples >/dev/null
 "$build/codecs_smoke" "$corpus" build/codec_samples | tail -n 1
-# Our progressive entropy decoder against libjpeg-turbo's coefficients, coefficient for
-# coefficient: the corpus made progressive by jpegtran, with restart intervals, and with a scan
-# script that refines DC and AC by successive approximation.
+# Our JPEG entropy decoder against libjpeg-turbo's coefficients, coefficient for coefficient, and
+# its scaled planes against an exact IDCT: the corpus as it is, and made progressive by jpegtran,
+# with restart intervals, and with a scan script that refines DC and AC by successive
+# approximation.
 progressive=build/progressive_samples
 rm -rf "$progressive" && mkdir -p "$progressive"
 printf '%s\n' '0,1,2: 0-0, 0, 2;' '0: 1-5, 0, 2;' '1: 1-63, 0, 1;' '2: 1-63, 0, 1;' \
@@ -31,5 +32,5 @@ for photo in "$corpus"/*.jpg; do
     jpegtran -scans "$progressive/refine.scans" -restart 1 -outfile "$progressive/s_$name" "$photo"
   fi
 done
-"$build/progressive_coefficients" "$progressive"/*.jpg | tail -n 3
+"$build/jpeg_coefficients" "$corpus"/*.jpg "$progressive"/*.jpg | tail -n 3
 "$build/damage_loop" "$corpus" "$count"

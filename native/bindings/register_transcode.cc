@@ -127,13 +127,14 @@ void RegisterTranscode(py::module_& m) {
 
   m.def(
       "decode_planes",
-      [raise](const py::buffer& data, int width, int height, bool shortcuts) {
+      [raise](const py::buffer& data, int width, int height, bool shortcuts, bool half_chroma) {
         Input input(data);
         Image image;
         Status status;
         {
           py::gil_scoped_release release;
-          status = DecodeJpegPlanes(input.data(), input.size(), width, height, shortcuts, &image);
+          status = DecodeJpegPlanes(input.data(), input.size(), width, height, shortcuts, &image,
+                                    half_chroma);
         }
         if (!status.ok()) raise(status);
         py::list planes;
@@ -149,7 +150,7 @@ void RegisterTranscode(py::module_& m) {
         return planes;
       },
       py::arg("data"), py::arg("width"), py::arg("height"), py::arg("shortcuts"),
-      "The decoded planes as [(width, height, bytes)], for tests.");
+      py::arg("half_chroma") = false, "The decoded planes as [(width, height, bytes)], for tests.");
 
   m.attr("libjpeg_turbo_version") = APPLIANCE_STR(LIBJPEG_TURBO_VERSION);
 }

@@ -29,6 +29,10 @@ struct DecodeRequest {
   // that keeps `region` at least this large. 0 = full size.
   int min_width = 0;
   int min_height = 0;
+  // The same for the chroma planes of a Y/Cb/Cr image (0: as the luma plane):
+  // smaller when the encoder subsamples chroma.
+  int chroma_min_width = 0;
+  int chroma_min_height = 0;
   Rect region;  // the stored-pixel region the pipeline will crop; empty = whole image
   Limits limits;
   // Allows our own decoders for progressive files at 1/8, 1/4 and 1/2 scale

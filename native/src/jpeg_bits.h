@@ -1,5 +1,5 @@
 // Entropy-decoding pieces shared by our own JPEG scan decoders (jpeg_dc.cc,
-// jpeg_progressive.cc): a bit reader over entropy-coded data and canonical
+// jpeg_scaled.cc): a bit reader over entropy-coded data and canonical
 // Huffman tables. Internal to the core.
 //
 // The bit reader keeps up to 64 bits, most significant first, and refills

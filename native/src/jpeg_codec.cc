@@ -18,7 +18,7 @@
 #include "codecs.h"
 #include "jpeg_dc.h"
 #include "jpeg_markers.h"
-#include "jpeg_progressive.h"
+#include "jpeg_scaled.h"
 
 namespace appliance {
 namespace {
@@ -275,6 +275,27 @@ bool ReadIcc(JpegSession* s, std::vector<uint8_t>* icc) {
 
 int DivRoundUp(long long a, long long b) { return static_cast<int>((a + b - 1) / b); }
 
+// The DCT scale for chroma, at most luma's `n`: the smallest (2 or 4) at which
+// each chroma plane still covers the region at the size the pipeline needs.
+int ChromaScale(const jpeg_decompress_struct& cinfo, int n, int region_w, int region_h,
+                const DecodeRequest& request) {
+  const int need_w = request.chroma_min_width > 0 ? request.chroma_min_width : request.min_width;
+  const int need_h = request.chroma_min_height > 0 ? request.chroma_min_height : request.min_height;
+  for (int chroma_n = 2; chroma_n < n; chroma_n *= 2) {
+    bool enough = true;
+    for (int ci = 1; ci < cinfo.num_components; ++ci) {
+      const jpeg_component_info& c = cinfo.comp_info[ci];
+      enough = enough &&
+               DivRoundUp(static_cast<long long>(region_w) * c.h_samp_factor * chroma_n,
+                          8LL * cinfo.max_h_samp_factor) >= need_w &&
+               DivRoundUp(static_cast<long long>(region_h) * c.v_samp_factor * chroma_n,
+                          8LL * cinfo.max_v_samp_factor) >= need_h;
+    }
+    if (enough) return chroma_n;
+  }
+  return n;
+}
+
 }  // namespace
 
 int ChooseJpegScale(int width, int height, int min_width, int min_height) {
@@ -342,10 +363,14 @@ Status DecodeJpeg(const uint8_t* data, size_t size, const DecodeRequest& request
   const bool dc_only_decode = own_progressive && n == 1;
   if (dc_only_decode && DecodeProgressiveDc(data, size, image)) return Status::Ok();
   // At 1/4 and 1/2 scale our own decoder keeps only the coefficients those
-  // scales read (jpeg_progressive.h, docs/decisions/0011); anything it declines,
-  // damaged data included, goes to libjpeg below.
-  if (own_progressive && (n == 2 || n == 4) &&
-      DecodeProgressiveScaled(data, size, n, request.limits, image)) {
+  // scales read, and decodes chroma no larger than the output needs
+  // (jpeg_scaled.h, docs/decisions/0011); anything it declines, damaged
+  // data included, goes to libjpeg below.
+  const bool own_scaled = request.shortcuts && (n == 2 || n == 4) && !s.cinfo.arith_code &&
+                          !cmyk && space != JCS_RGB && s.cinfo.data_precision == 8;
+  if (own_scaled &&
+      DecodeScaled(data, size, n, ChromaScale(s.cinfo, n, region_w, region_h, request), request.limits,
+                   image)) {
     return Status::Ok();
   }
   std::vector<uint8_t> dc_only;

@@ -63,29 +63,38 @@ APPLIANCE_INLINE void DecodeDcRefine(BitReader* reader, int al, int16_t* block) 
   if (reader->Take(1)) block[0] = static_cast<int16_t>(block[0] | (1 << al));
 }
 
-APPLIANCE_INLINE bool DecodeAcFirst(BitReader* reader, const HuffmanTable& table,
-                                    const Scan& scan, const Corner& corner, int* eobrun,
-                                    int16_t* block, uint64_t* nonzero) {
+// The AC coefficients of a block, first pass (G.1.2.2), or all of them in a
+// sequential scan (kSequential: no end-of-band runs, and no nonzero mask to
+// keep, as nothing refines them).
+template <bool kSequential = false>
+APPLIANCE_INLINE bool DecodeAcFirst(BitReader* reader, const HuffmanTable& table, int ss, int se,
+                                    int al, const Corner& corner, int* eobrun, int16_t* block,
+                                    uint64_t* nonzero) {
   if (*eobrun > 0) {
     --*eobrun;
     return true;
   }
   uint64_t nz = *nonzero;
-  for (int k = scan.ss; k <= scan.se; ++k) {
+  int16_t discarded;  // where coefficients outside the kept corner go
+  for (int k = ss; k <= se; ++k) {
     reader->Refill();
     const int rs = DecodeRefilled(reader, table);
     if (rs < 0) return false;
     const int r = rs >> 4, s = rs & 15;
     if (s != 0) {
       k += r;
-      if (k > scan.se) return false;
-      const int16_t coef = ShiftToCoef(Extend(static_cast<int>(reader->Take(s)), s), scan.al);
-      const uint64_t bit = uint64_t{1} << k;
-      nz = coef != 0 ? nz | bit : nz & ~bit;
+      if (k > se) return false;
+      const int16_t coef = ShiftToCoef(Extend(static_cast<int>(reader->Take(s)), s), al);
+      if constexpr (!kSequential) {
+        const uint64_t bit = uint64_t{1} << k;
+        nz = coef != 0 ? nz | bit : nz & ~bit;
+      }
       const int slot = corner.slot[k];
-      if (slot >= 0) block[slot] = coef;
+      *(slot >= 0 ? block + slot : &discarded) = coef;
     } else if (r == 15) {
       k += 15;  // ZRL: sixteen zeros, the loop adds the last
+    } else if constexpr (kSequential) {
+      break;  // end of block, whatever r says, as libjpeg reads it
     } else {
       // EOBr: this block and 2^r - 1 + (r bits) more end here.
       *eobrun = (1 << r) + static_cast<int>(reader->Take(r)) - 1;
@@ -94,6 +103,15 @@ APPLIANCE_INLINE bool DecodeAcFirst(BitReader* reader, const HuffmanTable& table
   }
   *nonzero = nz;
   return true;
+}
+
+// A block of a sequential scan: its DC difference, then its AC coefficients
+// up to an end of block (T.81 F.2.2).
+APPLIANCE_INLINE bool DecodeSequential(BitReader* reader, ScanComponent* sc, const Corner& corner,
+                                       int16_t* block, uint64_t* nonzero) {
+  int eobrun = 0;
+  return DecodeDcFirst(reader, sc, 0, block) &&
+         DecodeAcFirst<true>(reader, *sc->ac_table, 1, 63, 0, corner, &eobrun, block, nonzero);
 }
 
 // A refinement scan gives every coefficient of its band that is already
@@ -184,7 +202,7 @@ APPLIANCE_INLINE bool DecodeAcRefine(BitReader* reader, const HuffmanTable& tabl
   return true;
 }
 
-enum class ScanKind { kDcFirst, kDcRefine, kAcFirst, kAcRefine };
+enum class ScanKind { kSequential, kDcFirst, kDcRefine, kAcFirst, kAcRefine };
 
 // Restart markers: every `interval` units (MCUs or blocks) the entropy coder
 // starts afresh after an RSTn marker.
@@ -214,13 +232,13 @@ class Restarts {
 
 // One scan of one kind; the kinds get a loop each so that each is tight.
 template <ScanKind kKind, bool kPdep>
-APPLIANCE_INLINE Status DecodeScanOf(BitReader* reader, const ProgressiveCoefficients& frame,
-                                     const Corner& corner, Scan* scan, int restart_interval) {
+APPLIANCE_INLINE Status DecodeScanOf(BitReader* reader, const JpegCoefficients& frame,
+                                     Scan* scan, int restart_interval) {
   const Status corrupt = Corrupt("JPEG scan data is damaged");
   const Status truncated = Corrupt("JPEG scan data is truncated");
   Restarts restarts(restart_interval);
-  if (scan->ns > 1) {  // interleaved: DC only (T.81 G.1.1.1.1), MCU by MCU
-    // The blocks of one MCU, in order: their component and their offset from
+  if (scan->ns > 1) {  // interleaved, MCU by MCU: a sequential scan, or DC (T.81 G.1.1.1.1)
+    // The blocks of one MCU, in order: their component and their index from
     // the MCU's first block of that component.
     int mcu_blocks = 0;
     int component_of[kMaxBlocksInMcu];
@@ -231,30 +249,34 @@ APPLIANCE_INLINE Status DecodeScanOf(BitReader* reader, const ProgressiveCoeffic
         for (int bx = 0; bx < c.h_samp; ++bx) {
           if (mcu_blocks == kMaxBlocksInMcu) return corrupt;
           component_of[mcu_blocks] = i;
-          offset_of[mcu_blocks++] = c.Index(bx, by) * static_cast<size_t>(c.side * c.side);
+          offset_of[mcu_blocks++] = c.Index(bx, by);
         }
       }
     }
     for (int my = 0; my < frame.mcu_rows; ++my) {
-      int16_t* mcu[kMaxScanComponents];  // each component's first block in the MCU
-      size_t mcu_step[kMaxScanComponents];
+      size_t mcu[kMaxScanComponents];  // each component's first block in the MCU
       for (int i = 0; i < scan->ns; ++i) {
-        ComponentCoefficients& c = *scan->comps[i].component;
-        mcu[i] = c.Block(0, my * c.v_samp);
-        mcu_step[i] = static_cast<size_t>(c.h_samp * c.side * c.side);
+        const ComponentCoefficients& c = *scan->comps[i].component;
+        mcu[i] = c.Index(0, my * c.v_samp);
       }
       for (int mx = 0; mx < frame.mcus_per_row; ++mx) {
         if (!restarts.Next(reader, scan)) return corrupt;
         for (int b = 0; b < mcu_blocks; ++b) {
-          const int i = component_of[b];
-          int16_t* block = mcu[i] + offset_of[b];
-          if constexpr (kKind == ScanKind::kDcFirst) {
-            if (!DecodeDcFirst(reader, &scan->comps[i], scan->al, block)) return corrupt;
+          ScanComponent& sc = scan->comps[component_of[b]];
+          ComponentCoefficients& c = *sc.component;
+          const size_t index = mcu[component_of[b]] + offset_of[b];
+          int16_t* block = c.coefficients.data() + index * static_cast<size_t>(c.side * c.side);
+          if constexpr (kKind == ScanKind::kSequential) {
+            if (!DecodeSequential(reader, &sc, *sc.corner, block, &c.nonzero[index])) {
+              return corrupt;
+            }
+          } else if constexpr (kKind == ScanKind::kDcFirst) {
+            if (!DecodeDcFirst(reader, &sc, scan->al, block)) return corrupt;
           } else {
             DecodeDcRefine(reader, scan->al, block);
           }
         }
-        for (int i = 0; i < scan->ns; ++i) mcu[i] += mcu_step[i];
+        for (int i = 0; i < scan->ns; ++i) mcu[i] += scan->comps[i].component->h_samp;
       }
       // Past the data the reader feeds zeros, which decode safely; it is
       // enough to notice once a row.
@@ -264,18 +286,22 @@ APPLIANCE_INLINE Status DecodeScanOf(BitReader* reader, const ProgressiveCoeffic
   }
   ScanComponent& sc = scan->comps[0];
   ComponentCoefficients& c = *sc.component;
+  const Corner& corner = *sc.corner;
   const int block_size = c.side * c.side;
   for (int by = 0; by < c.height_in_blocks; ++by) {
     int16_t* block = c.Block(0, by);
     uint64_t* nonzero = &c.nonzero[c.Index(0, by)];
     for (int bx = 0; bx < c.width_in_blocks; ++bx, block += block_size, ++nonzero) {
       if (!restarts.Next(reader, scan)) return corrupt;
-      if constexpr (kKind == ScanKind::kDcFirst) {
+      if constexpr (kKind == ScanKind::kSequential) {
+        if (!DecodeSequential(reader, &sc, corner, block, nonzero)) return corrupt;
+      } else if constexpr (kKind == ScanKind::kDcFirst) {
         if (!DecodeDcFirst(reader, &sc, scan->al, block)) return corrupt;
       } else if constexpr (kKind == ScanKind::kDcRefine) {
         DecodeDcRefine(reader, scan->al, block);
       } else if constexpr (kKind == ScanKind::kAcFirst) {
-        if (!DecodeAcFirst(reader, *sc.ac_table, *scan, corner, &scan->eobrun, block, nonzero)) {
+        if (!DecodeAcFirst(reader, *sc.ac_table, scan->ss, scan->se, scan->al, corner,
+                           &scan->eobrun, block, nonzero)) {
           return corrupt;
         }
       } else {
@@ -292,20 +318,21 @@ APPLIANCE_INLINE Status DecodeScanOf(BitReader* reader, const ProgressiveCoeffic
 
 template <bool kPdep>
 APPLIANCE_INLINE Status DecodeScanWith(const uint8_t* p, const uint8_t* end,
-                                       const ProgressiveCoefficients& frame, const Corner& corner,
-                                       Scan* scan, int restart_interval, const uint8_t** next) {
+                                       const JpegCoefficients& frame, Scan* scan,
+                                       int restart_interval, const uint8_t** next) {
   BitReader reader(p, end);
   Status status;
-  if (scan->ss == 0) {
-    status = scan->ah == 0 ? DecodeScanOf<ScanKind::kDcFirst, kPdep>(&reader, frame, corner, scan,
+  if (scan->sequential) {
+    status = DecodeScanOf<ScanKind::kSequential, kPdep>(&reader, frame, scan,
+                                                        restart_interval);
+  } else if (scan->ss == 0) {
+    status = scan->ah == 0 ? DecodeScanOf<ScanKind::kDcFirst, kPdep>(&reader, frame, scan,
                                                                       restart_interval)
-                           : DecodeScanOf<ScanKind::kDcRefine, kPdep>(&reader, frame, corner,
-                                                                       scan, restart_interval);
+                           : DecodeScanOf<ScanKind::kDcRefine, kPdep>(&reader, frame, scan, restart_interval);
   } else {
-    status = scan->ah == 0 ? DecodeScanOf<ScanKind::kAcFirst, kPdep>(&reader, frame, corner, scan,
+    status = scan->ah == 0 ? DecodeScanOf<ScanKind::kAcFirst, kPdep>(&reader, frame, scan,
                                                                       restart_interval)
-                           : DecodeScanOf<ScanKind::kAcRefine, kPdep>(&reader, frame, corner,
-                                                                       scan, restart_interval);
+                           : DecodeScanOf<ScanKind::kAcRefine, kPdep>(&reader, frame, scan, restart_interval);
   }
   if (status.ok()) *next = reader.NextMarker();
   return status;
@@ -314,22 +341,22 @@ APPLIANCE_INLINE Status DecodeScanWith(const uint8_t* p, const uint8_t* end,
 }  // namespace
 
 Status DecodeScanPortable(const uint8_t* p, const uint8_t* end,
-                          const ProgressiveCoefficients& frame, const Corner& corner, Scan* scan,
-                          int restart_interval, const uint8_t** next) {
-  return DecodeScanWith<false>(p, end, frame, corner, scan, restart_interval, next);
+                          const JpegCoefficients& frame, Scan* scan, int restart_interval,
+                          const uint8_t** next) {
+  return DecodeScanWith<false>(p, end, frame, scan, restart_interval, next);
 }
 
 #if defined(APPLIANCE_SCAN_VARIANTS)
 __attribute__((target("popcnt"))) Status DecodeScanPopcnt(
-    const uint8_t* p, const uint8_t* end, const ProgressiveCoefficients& frame,
-    const Corner& corner, Scan* scan, int restart_interval, const uint8_t** next) {
-  return DecodeScanWith<false>(p, end, frame, corner, scan, restart_interval, next);
+    const uint8_t* p, const uint8_t* end, const JpegCoefficients& frame,
+    Scan* scan, int restart_interval, const uint8_t** next) {
+  return DecodeScanWith<false>(p, end, frame, scan, restart_interval, next);
 }
 
 __attribute__((target("popcnt,bmi,bmi2"))) Status DecodeScanBmi2(
-    const uint8_t* p, const uint8_t* end, const ProgressiveCoefficients& frame,
-    const Corner& corner, Scan* scan, int restart_interval, const uint8_t** next) {
-  return DecodeScanWith<true>(p, end, frame, corner, scan, restart_interval, next);
+    const uint8_t* p, const uint8_t* end, const JpegCoefficients& frame,
+    Scan* scan, int restart_interval, const uint8_t** next) {
+  return DecodeScanWith<true>(p, end, frame, scan, restart_interval, next);
 }
 #endif
 }  // namespace jpeg_internal

@@ -1,5 +1,5 @@
 // The entropy decoding of one progressive JPEG scan (T.81 Annex G), for
-// jpeg_progressive.cc. Internal to the core.
+// jpeg_scaled.cc. Internal to the core.
 //
 // The scan decoder comes portable, and on x86-64 also built for CPUs with
 // popcount and with BMI2 (whose pdep finds the n-th zero of a block in one
@@ -13,7 +13,7 @@
 
 #include "appliance/status.h"
 #include "jpeg_bits.h"
-#include "jpeg_progressive.h"
+#include "jpeg_scaled.h"
 
 namespace appliance {
 namespace jpeg_internal {
@@ -42,6 +42,7 @@ struct Corner {
 
 struct ScanComponent {
   ComponentCoefficients* component;
+  const Corner* corner;  // the component's
   const HuffmanTable* dc_table;
   const HuffmanTable* ac_table;
   int predictor;
@@ -50,31 +51,33 @@ struct ScanComponent {
 struct Scan {
   int ns = 0;
   ScanComponent comps[kMaxScanComponents];
+  bool sequential = false;  // a baseline (or extended) scan: every coefficient of each block
   int ss = 0, se = 0, ah = 0, al = 0;
   int eobrun = 0;  // blocks left in an end-of-band run (AC scans)
 };
 
-
 // Decodes one scan's entropy-coded data at `p`; on success `*next` is the
 // first marker after it.
 using ScanDecoder = Status (*)(const uint8_t* p, const uint8_t* end,
-                               const ProgressiveCoefficients& frame, const Corner& corner,
-                               Scan* scan, int restart_interval, const uint8_t** next);
+                               const JpegCoefficients& frame, Scan* scan,
+                               int restart_interval, const uint8_t** next);
 
 // The variants in jpeg_scans.cc: portable, and on x86-64 (GCC or Clang) also
 // built for CPUs with popcount and with BMI2.
 Status DecodeScanPortable(const uint8_t* p, const uint8_t* end,
-                          const ProgressiveCoefficients& frame, const Corner& corner, Scan* scan,
-                          int restart_interval, const uint8_t** next);
+                          const JpegCoefficients& frame, Scan* scan, int restart_interval,
+                          const uint8_t** next);
 #if defined(__x86_64__) && defined(__GNUC__)
 #define APPLIANCE_SCAN_VARIANTS 1
 Status DecodeScanPopcnt(const uint8_t* p, const uint8_t* end,
-                        const ProgressiveCoefficients& frame, const Corner& corner, Scan* scan,
-                        int restart_interval, const uint8_t** next);
-Status DecodeScanBmi2(const uint8_t* p, const uint8_t* end, const ProgressiveCoefficients& frame,
-                      const Corner& corner, Scan* scan, int restart_interval,
-                      const uint8_t** next);
+                        const JpegCoefficients& frame, Scan* scan, int restart_interval,
+                        const uint8_t** next);
+Status DecodeScanBmi2(const uint8_t* p, const uint8_t* end, const JpegCoefficients& frame,
+                      Scan* scan, int restart_interval, const uint8_t** next);
 #endif
+
+// The corner of a side (1, 2, 4 or 8).
+const Corner& CornerFor(int side);
 
 // The fastest variant this CPU runs well, or the one APPLIANCE_SCAN_DECODER
 // names (portable, popcnt or bmi2; for tests and benchmarks).

@@ -271,11 +271,17 @@ Status Encode(Format format, const Image& image, const EncodeParams& params,
 
 // What the decoder needs from the plan: the planned size and the part of the
 // source it covers, in stored pixels (a JPEG picks its DCT scale from them).
-DecodeRequest RequestFor(const Plan& plan, const Limits& limits) {
+// What the pipeline needs decoded for `plan`; with `half_chroma` the encoder
+// takes chroma at half the size (4:2:0), and chroma may be decoded that small.
+DecodeRequest RequestFor(const Plan& plan, const Limits& limits, bool half_chroma) {
   DecodeRequest request;
   request.limits = limits;
   request.min_width = plan.stored_width;
   request.min_height = plan.stored_height;
+  if (half_chroma) {
+    request.chroma_min_width = (plan.stored_width + 1) / 2;
+    request.chroma_min_height = (plan.stored_height + 1) / 2;
+  }
   const RegionF& r = plan.stored_region;
   request.region = Rect{static_cast<int>(r.x), static_cast<int>(r.y),
                         static_cast<int>(std::ceil(r.width)),
@@ -300,8 +306,12 @@ Status TranscodeImpl(const uint8_t* data, size_t size, const TranscodeOptions& o
   const int orientation = options.autorotate ? info.orientation : 1;
   APPLIANCE_RETURN_IF_ERROR(MakePlan(info.width, info.height, orientation, options, &plan));
 
-  // Decode no larger than the planned size (JPEG picks its DCT scale from it).
-  const DecodeRequest request = RequestFor(plan, options.limits);
+  // Decode no larger than the planned size (JPEG picks its DCT scale from it),
+  // chroma too: half of it when the output subsamples chroma and no step before
+  // the encoder needs it whole (PNG and the conversion to sRGB go through RGB).
+  const bool half_chroma = chroma == ChromaLayout::kHalf && format != Format::kPng &&
+                           !(options.icc == IccMode::kSrgb && info.has_icc);
+  const DecodeRequest request = RequestFor(plan, options.limits, half_chroma);
   Image decoded;
   APPLIANCE_RETURN_IF_ERROR(DecodeAny(source_format, data, size, request, &decoded));
   result->timings.decode = SecondsSince(start);
@@ -412,7 +422,7 @@ Status Transcode(const uint8_t* data, size_t size, const TranscodeOptions& optio
 }
 
 Status DecodeJpegPlanes(const uint8_t* data, size_t size, int width, int height,
-                        bool shortcuts, Image* image) {
+                        bool shortcuts, Image* image, bool half_chroma) {
   if (SniffFormat(data, size) != Format::kJpeg) return Unsupported("not a JPEG");
   return Guard("decoding JPEG planes", [&]() -> Status {
     ImageInfo info;
@@ -422,7 +432,7 @@ Status DecodeJpegPlanes(const uint8_t* data, size_t size, int width, int height,
     options.height = height;
     Plan plan;
     APPLIANCE_RETURN_IF_ERROR(MakePlan(info.width, info.height, info.orientation, options, &plan));
-    DecodeRequest request = RequestFor(plan, options.limits);
+    DecodeRequest request = RequestFor(plan, options.limits, half_chroma);
     request.shortcuts = shortcuts;
     int scale = 8;
     return DecodeJpeg(data, size, request, image, &scale);

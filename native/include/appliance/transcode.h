@@ -45,9 +45,10 @@ Status Transcode(const uint8_t* data, size_t size, const TranscodeOptions& optio
 // Decodes a JPEG to planes at the DCT scale Transcode would pick for an
 // inside-fit into width x height (0 = free), and stops there. With `shortcuts`
 // false it is a plain libjpeg-turbo raw decode: the benchmark's floor. With
-// `shortcuts` true it decodes as Transcode does (the progressive DC-only path).
+// `shortcuts` true it decodes as Transcode does (our own decoders at 1/8, 1/4
+// and 1/2 scale); `half_chroma` as for an output with 4:2:0 chroma.
 Status DecodeJpegPlanes(const uint8_t* data, size_t size, int width, int height,
-                        bool shortcuts, Image* image);
+                        bool shortcuts, Image* image, bool half_chroma = false);
 
 const char* FormatName(Format format);
 

@@ -1,4 +1,4 @@
-#include "jpeg_progressive.h"
+#include "jpeg_scaled.h"
 
 #include <algorithm>
 #include <cmath>
@@ -38,8 +38,8 @@ constexpr size_t kKeptArrayBytes = size_t{16} << 20;
 uint16_t Read16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 int DivUp(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
 
-Status ParseFrame(const uint8_t* s, size_t length, const Limits& limits, int side,
-                  ProgressiveCoefficients* f) {
+Status ParseFrame(const uint8_t* s, size_t length, const Limits& limits, int luma_side,
+                  int chroma_side, JpegCoefficients* f) {
   if (length < 6) return Corrupt("JPEG frame header is short");
   if (s[0] != 8) return Unsupported("JPEG sample precision is not 8 bits");
   f->height = Read16(s + 1);
@@ -86,16 +86,16 @@ Status ParseFrame(const uint8_t* s, size_t length, const Limits& limits, int sid
     c.height_in_blocks = DivUp(static_cast<int64_t>(f->height) * c.v_samp, 8LL * f->max_v_samp);
     c.blocks_wide = f->mcus_per_row * c.h_samp;
     c.blocks_high = f->mcu_rows * c.v_samp;
-    c.side = side;
+    c.side = &c == &f->components[0] ? luma_side : chroma_side;
     total_bytes += static_cast<uint64_t>(c.blocks_wide) * static_cast<uint64_t>(c.blocks_high) *
-                   (static_cast<uint64_t>(side * side) * sizeof(int16_t) + sizeof(uint64_t));
+                   (static_cast<uint64_t>(c.side * c.side) * sizeof(int16_t) + sizeof(uint64_t));
   }
   if (total_bytes > kMaxCoefficientBytes || total_bytes > SIZE_MAX) {
     return TooLarge("JPEG coefficient arrays would need " + std::to_string(total_bytes) + " bytes");
   }
   for (ComponentCoefficients& c : f->components) {
     const size_t blocks = static_cast<size_t>(c.blocks_wide) * static_cast<size_t>(c.blocks_high);
-    c.coefficients.assign(blocks * static_cast<size_t>(side * side), 0);
+    c.coefficients.assign(blocks * static_cast<size_t>(c.side * c.side), 0);
     c.nonzero.assign(blocks, 0);
   }
   return Status::Ok();
@@ -103,7 +103,7 @@ Status ParseFrame(const uint8_t* s, size_t length, const Limits& limits, int sid
 
 // Validates a progressive SOS header against T.81 G.1.1.1 (the checks libjpeg
 // treats as fatal) and binds its components and tables.
-Status ParseScan(const uint8_t* s, size_t n, ProgressiveCoefficients* frame,
+Status ParseScan(const uint8_t* s, size_t n, JpegCoefficients* frame,
                  HuffmanTable* dc_tables, HuffmanTable* ac_tables,
                  const std::array<std::array<uint16_t, kDctBlockSize>, 4>& quant,
                  const std::array<bool, 4>& quant_defined, Scan* scan) {
@@ -118,8 +118,16 @@ Status ParseScan(const uint8_t* s, size_t n, ProgressiveCoefficients* frame,
   scan->se = s[2 + 2 * ns];
   scan->ah = s[3 + 2 * ns] >> 4;
   scan->al = s[3 + 2 * ns] & 15;
+  scan->sequential = !frame->progressive;
+  if (scan->sequential) {
+    // libjpeg only warns about other values here; leave such files to it.
+    if (scan->ss != 0 || scan->se != 63 || scan->ah != 0 || scan->al != 0) {
+      return Unsupported("JPEG sequential scan has progression parameters");
+    }
+  }
   const Status bad = Corrupt("JPEG progression parameters are invalid");
-  if (scan->ss == 0) {
+  if (scan->sequential) {
+  } else if (scan->ss == 0) {
     if (scan->se != 0) return bad;
   } else {
     if (scan->se < scan->ss || scan->se > 63 || ns != 1) return bad;
@@ -141,7 +149,7 @@ Status ParseScan(const uint8_t* s, size_t n, ProgressiveCoefficients* frame,
     if (scan->ss == 0 && scan->ah == 0 && !dc_tables[dc_id].defined) {
       return Corrupt("JPEG scan uses an undefined Huffman table");
     }
-    if (scan->ss != 0 && !ac_tables[ac_id].defined) {
+    if ((scan->ss != 0 || scan->sequential) && !ac_tables[ac_id].defined) {
       return Corrupt("JPEG scan uses an undefined Huffman table");
     }
     if (!c->quant_latched) {
@@ -150,7 +158,8 @@ Status ParseScan(const uint8_t* s, size_t n, ProgressiveCoefficients* frame,
       c->quant_latched = true;
     }
     blocks_in_mcu += ns > 1 ? c->h_samp * c->v_samp : 1;
-    scan->comps[i] = ScanComponent{c, &dc_tables[dc_id], &ac_tables[ac_id], 0};
+    scan->comps[i] =
+        ScanComponent{c, &jpeg_internal::CornerFor(c->side), &dc_tables[dc_id], &ac_tables[ac_id], 0};
   }
   if (blocks_in_mcu > kMaxBlocksInMcu) return Corrupt("JPEG MCU holds too many blocks");
   return Status::Ok();
@@ -272,28 +281,36 @@ class ScaledIdct {
   float by_position_[N][N];  // [x][u] = a(x, u)
 };
 
-// Every component through the N-point IDCT into its plane, laid out as
-// libjpeg's raw decode at scale N/8 would be with each component's own
-// sampling (no IDCT upscaling of chroma).
+// One component through the N-point IDCT into its plane, laid out as
+// libjpeg's raw decode at scale N/8 would be with the component's own sampling.
 template <int N>
-bool WriteScaledPlanes(const ProgressiveCoefficients& f, Image* image) {
-  const ScaledIdct<N> idct;
-  for (size_t i = 0; i < f.components.size(); ++i) {
-    const ComponentCoefficients& c = f.components[i];
-    const int w = DivUp(static_cast<int64_t>(f.width) * c.h_samp * N, 8LL * f.max_h_samp);
-    const int h = DivUp(static_cast<int64_t>(f.height) * c.v_samp * N, 8LL * f.max_v_samp);
-    Plane& plane = image->planes[i];
-    if (!plane.Allocate(w, h, c.width_in_blocks * N, c.height_in_blocks * N).ok()) return false;
-    image->scale_x[i] = static_cast<double>(c.h_samp * N) / (8 * f.max_h_samp);
-    image->scale_y[i] = static_cast<double>(c.v_samp * N) / (8 * f.max_v_samp);
-    typename ScaledIdct<N>::Row dequantiser[N];
-    ScaledIdct<N>::Dequantiser(c.quant, dequantiser);
-    for (int by = 0; by < c.height_in_blocks; ++by) {
-      uint8_t* row = plane.row(by * N);
-      for (int bx = 0; bx < c.width_in_blocks; ++bx) {
-        idct.Block(c.Block(bx, by), dequantiser, row + bx * N, plane.stride());
-      }
+bool WriteScaledPlane(const JpegCoefficients& f, int i, Image* image) {
+  static const ScaledIdct<N> idct;
+  const ComponentCoefficients& c = f.components[i];
+  const int w = DivUp(static_cast<int64_t>(f.width) * c.h_samp * N, 8LL * f.max_h_samp);
+  const int h = DivUp(static_cast<int64_t>(f.height) * c.v_samp * N, 8LL * f.max_v_samp);
+  Plane& plane = image->planes[i];
+  if (!plane.Allocate(w, h, c.width_in_blocks * N, c.height_in_blocks * N).ok()) return false;
+  image->scale_x[i] = static_cast<double>(c.h_samp * N) / (8 * f.max_h_samp);
+  image->scale_y[i] = static_cast<double>(c.v_samp * N) / (8 * f.max_v_samp);
+  typename ScaledIdct<N>::Row dequantiser[N];
+  ScaledIdct<N>::Dequantiser(c.quant, dequantiser);
+  for (int by = 0; by < c.height_in_blocks; ++by) {
+    uint8_t* row = plane.row(by * N);
+    for (int bx = 0; bx < c.width_in_blocks; ++bx) {
+      idct.Block(c.Block(bx, by), dequantiser, row + bx * N, plane.stride());
     }
+  }
+  return true;
+}
+
+bool WriteScaledPlanes(const JpegCoefficients& f, Image* image) {
+  for (size_t i = 0; i < f.components.size(); ++i) {
+    const int side = f.components[i].side;
+    const bool ok = side == 4   ? WriteScaledPlane<4>(f, static_cast<int>(i), image)
+                    : side == 2 ? WriteScaledPlane<2>(f, static_cast<int>(i), image)
+                                : false;
+    if (!ok) return false;
   }
   image->model = f.components.size() == 1 ? ColorModel::kGray : ColorModel::kYCbCr;
   image->width = image->planes[0].width();
@@ -328,6 +345,11 @@ bool PdepIsSlow() {
 }  // namespace
 #endif
 
+const Corner& CornerFor(int side) {
+  static const Corner corners[] = {Corner(1), Corner(2), Corner(4), Corner(8)};
+  return corners[side == 1 ? 0 : side == 2 ? 1 : side == 4 ? 2 : 3];
+}
+
 ScanDecoder ChooseScanDecoder() {
   static const ScanDecoder chosen = [] {
     const char* name = std::getenv("APPLIANCE_SCAN_DECODER");
@@ -348,24 +370,26 @@ ScanDecoder ChooseScanDecoder() {
 
 }  // namespace jpeg_internal
 
-Status DecodeProgressiveCoefficients(const uint8_t* data, size_t size,
-                                     ProgressiveCoefficients* out, const Limits& limits,
-                                     int side) {
-  if (side != 1 && side != 2 && side != 4 && side != 8) {
-    return Unsupported("coefficient corner must be 1, 2, 4 or 8 wide");
+Status DecodeCoefficients(const uint8_t* data, size_t size,
+                                     JpegCoefficients* out, const Limits& limits,
+                                     int side, int chroma_side) {
+  if (chroma_side == 0) chroma_side = side;
+  for (int n : {side, chroma_side}) {
+    if (n != 1 && n != 2 && n != 4 && n != 8) {
+      return Unsupported("coefficient corner must be 1, 2, 4 or 8 wide");
+    }
   }
   if (data == nullptr || size < 4 || data[0] != 0xFF || data[1] != 0xD8) {
     return Corrupt("not a JPEG");
   }
   const uint8_t* p = data + 2;
   const uint8_t* end = data + size;
-  ProgressiveCoefficients& frame = *out;
+  JpegCoefficients& frame = *out;
   bool have_frame = false;
   std::array<std::array<uint16_t, kDctBlockSize>, 4> quant{};
   std::array<bool, 4> quant_defined{};
   HuffmanTable dc_tables[4];
   HuffmanTable ac_tables[4];
-  const Corner corner(side);
   const jpeg_internal::ScanDecoder decode_scan = jpeg_internal::ChooseScanDecoder();
   int restart_interval = 0;
   bool any_scan = false;
@@ -391,14 +415,17 @@ Status DecodeProgressiveCoefficients(const uint8_t* data, size_t size,
     const size_t n = length - 2;
     const uint8_t* next = p + 2 + length;
     switch (marker) {
+      case 0xC0:  // SOF0: baseline
+      case 0xC1:  // SOF1: extended sequential, Huffman
       case 0xC2:  // SOF2: progressive, Huffman
         if (have_frame) return Corrupt("JPEG has two frame headers");
-        APPLIANCE_RETURN_IF_ERROR(ParseFrame(s, n, limits, side, &frame));
+        APPLIANCE_RETURN_IF_ERROR(ParseFrame(s, n, limits, side, chroma_side, &frame));
+        frame.progressive = marker == 0xC2;
         have_frame = true;
         break;
-      case 0xC0: case 0xC1: case 0xC3: case 0xC5: case 0xC6: case 0xC7:
+      case 0xC3: case 0xC5: case 0xC6: case 0xC7:
       case 0xC9: case 0xCA: case 0xCB: case 0xCD: case 0xCE: case 0xCF:
-        return Unsupported("JPEG is not progressive Huffman-coded");
+        return Unsupported("JPEG is lossless, hierarchical or arithmetic-coded");
       case 0xDB: {  // DQT
         size_t i = 0;
         while (i < n) {
@@ -444,7 +471,7 @@ Status DecodeProgressiveCoefficients(const uint8_t* data, size_t size,
         APPLIANCE_RETURN_IF_ERROR(ParseScan(s, n, &frame, dc_tables, ac_tables, quant,
                                             quant_defined, &scan));
         APPLIANCE_RETURN_IF_ERROR(
-            decode_scan(next, end, frame, corner, &scan, restart_interval, &next));
+            decode_scan(next, end, frame, &scan, restart_interval, &next));
         any_scan = true;
         break;
       }
@@ -457,23 +484,23 @@ Status DecodeProgressiveCoefficients(const uint8_t* data, size_t size,
   return Status::Ok();
 }
 
-bool DecodeProgressiveScaled(const uint8_t* data, size_t size, int n, const Limits& limits,
-                             Image* image) {
-  if (n != 2 && n != 4) return false;
+bool DecodeScaled(const uint8_t* data, size_t size, int n, int chroma_n, const Limits& limits,
+                  Image* image) {
+  if ((n != 2 && n != 4) || (chroma_n != 2 && chroma_n != 4)) return false;
   // Each thread keeps its coefficient arrays for the next decode, up to a bound:
   // allocating them afresh costs more page faults than the decode of most scans.
-  static thread_local ProgressiveCoefficients frame;
-  const bool ok = DecodeProgressiveCoefficients(data, size, &frame, limits, n).ok() &&
+  static thread_local JpegCoefficients frame;
+  const bool ok = DecodeCoefficients(data, size, &frame, limits, n, chroma_n).ok() &&
                   (frame.components.size() == 1 || frame.components.size() == 3) &&
                   std::all_of(frame.components.begin(), frame.components.end(),
                               // a component no scan carried: libjpeg's business
                               [](const ComponentCoefficients& c) { return c.quant_latched; }) &&
-                  (n == 2 ? WriteScaledPlanes<2>(frame, image) : WriteScaledPlanes<4>(frame, image));
+                  WriteScaledPlanes(frame, image);
   size_t kept_bytes = 0;
   for (const ComponentCoefficients& c : frame.components) {
     kept_bytes += c.coefficients.capacity() * sizeof(int16_t) + c.nonzero.capacity() * sizeof(uint64_t);
   }
-  if (kept_bytes > kKeptArrayBytes) frame = ProgressiveCoefficients();
+  if (kept_bytes > kKeptArrayBytes) frame = JpegCoefficients();
   return ok;
 }
 

@@ -1,4 +1,6 @@
-// Our own decoder of progressive JPEGs (ITU T.81 Annex G), for scaled decodes.
+// Our own JPEG decoder for scaled decodes (1/4, 1/2): baseline, extended and
+// progressive Huffman-coded files (ITU T.81 Annexes F and G); see
+// docs/decisions/0011.
 //
 // libjpeg decodes a progressive file in two steps: every scan into a buffer of
 // all 64 coefficients of every block, then an IDCT per block. Its entropy
@@ -6,12 +8,11 @@
 // buffer is 128 bytes a block. This one keeps, per block, a 64-bit mask of the
 // nonzero coefficients (which is all a refinement scan needs to know about the
 // ones it does not keep) and only the low-frequency corner that the scaled IDCT
-// reads: 4x4 for a 1/2 decode. Refinement bits for a run of coefficients are
-// then read as one group. DecodeProgressiveCoefficients with the whole 8x8
-// kept matches libjpeg-turbo's jpeg_read_coefficients() coefficient for
-// coefficient (native/tests/progressive_coefficients.cc checks it).
-#ifndef APPLIANCE_SRC_JPEG_PROGRESSIVE_H_
-#define APPLIANCE_SRC_JPEG_PROGRESSIVE_H_
+// reads: 4x4 for a 1/2 decode. DecodeCoefficients with the whole 8x8 kept
+// matches libjpeg-turbo's jpeg_read_coefficients() coefficient for coefficient
+// (native/tests/jpeg_coefficients.cc checks it).
+#ifndef APPLIANCE_SRC_JPEG_SCALED_H_
+#define APPLIANCE_SRC_JPEG_SCALED_H_
 
 #include <array>
 #include <cstddef>
@@ -58,31 +59,35 @@ struct ComponentCoefficients {
   }
 };
 
-struct ProgressiveCoefficients {
+struct JpegCoefficients {
+  bool progressive = true;  // false: sequential (baseline or extended)
   int width = 0, height = 0;
   int max_h_samp = 1, max_v_samp = 1;
   int mcus_per_row = 0, mcu_rows = 0;
   std::vector<ComponentCoefficients> components;
 };
 
-// Decodes every scan of a progressive (SOF2), Huffman-coded, 8-bit JPEG with
-// one to four components, keeping the side x side lowest frequencies of each
-// block (side 1, 2, 4 or 8). kUnsupported for any other kind of JPEG, kCorrupt
-// for damaged or truncated data, kTooLarge past `limits` (checked before the
-// coefficient arrays are allocated). `out` may hold the arrays of an earlier
-// decode: they are reused. On failure its contents are unspecified.
-Status DecodeProgressiveCoefficients(const uint8_t* data, size_t size,
-                                     ProgressiveCoefficients* out,
-                                     const Limits& limits = Limits(), int side = 8);
+// Decodes every scan of a Huffman-coded, 8-bit JPEG, progressive (SOF2) or
+// sequential (SOF0, SOF1), with one to four components, keeping the side x
+// side lowest frequencies of each block of the first component and the
+// chroma_side x chroma_side ones of the others (1, 2, 4 or 8; 0: side).
+// kUnsupported for any other kind of JPEG, kCorrupt for damaged or truncated
+// data, kTooLarge past `limits` (checked before the coefficient arrays are
+// allocated). `out` may hold the arrays of an earlier decode: they are reused.
+// On failure its contents are unspecified.
+Status DecodeCoefficients(const uint8_t* data, size_t size,
+                                     JpegCoefficients* out,
+                                     const Limits& limits = Limits(), int side = 8,
+                                     int chroma_side = 0);
 
-// Decodes a progressive, Huffman-coded, 8-bit gray or Y/Cb/Cr JPEG at scale
-// n/8 (n = 2 or 4) into planes: each block through an n-point inverse DCT of
-// its n x n lowest frequencies, every component at the same DCT scale (so
-// chroma keeps its subsampling). Returns false, leaving the work to libjpeg,
-// for anything else or for damaged data.
-bool DecodeProgressiveScaled(const uint8_t* data, size_t size, int n, const Limits& limits,
-                             Image* image);
+// Decodes a Huffman-coded, 8-bit gray or Y/Cb/Cr JPEG into planes: luma at
+// scale n/8 and chroma at chroma_n/8 (each 2 or 4), each block through an
+// n-point inverse DCT of its n x n lowest frequencies, each component with its
+// own sampling. Returns false, leaving the work to libjpeg, for anything else
+// or for damaged data.
+bool DecodeScaled(const uint8_t* data, size_t size, int n, int chroma_n, const Limits& limits,
+                  Image* image);
 
 }  // namespace appliance
 
-#endif  // APPLIANCE_SRC_JPEG_PROGRESSIVE_H_
+#endif  // APPLIANCE_SRC_JPEG_SCALED_H_

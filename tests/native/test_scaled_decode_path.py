@@ -1,11 +1,12 @@
-"""Our own decoder for progressive JPEGs at 1/4 and 1/2 scale (docs/decisions/0011).
+"""Our own JPEG decoder at 1/4 and 1/2 scale, baseline and progressive (docs/decisions/0011).
 
 It keeps each block's low-frequency corner and takes it through an n-point inverse DCT, where
 libjpeg-turbo keeps all 64 coefficients and uses its own reduced IDCTs, and it leaves chroma at
-its subsampled size where libjpeg scales it up through a larger IDCT. So the planes are compared
-with a plain libjpeg-turbo decode (`decode_planes(..., shortcuts=False)`) by PSNR, chroma after
-halving libjpeg's where it scaled it up. The coefficients themselves are checked exactly against
-libjpeg-turbo's by `make asan` (native/tests/progressive_coefficients.cc)."""
+its subsampled size where libjpeg scales it up through a larger IDCT (and at half the scale when
+the output takes 4:2:0 chroma and the source has more). So the planes are compared with a plain
+libjpeg-turbo decode (`decode_planes(..., shortcuts=False)`) by PSNR, chroma after halving
+libjpeg's where it is larger. The coefficients themselves are checked exactly against
+libjpeg-turbo's by `make asan` (native/tests/jpeg_coefficients.cc)."""
 
 from __future__ import annotations
 
@@ -53,11 +54,11 @@ REFINING_SCANS = """
 """
 
 
-def planes(data: bytes, box: tuple[int, int], shortcuts: bool) -> list[np.ndarray]:
-    return [
-        np.frombuffer(pixels, np.uint8).reshape(h, w)
-        for w, h, pixels in native.decode_planes(data, *box, shortcuts=shortcuts)
-    ]
+def planes(
+    data: bytes, box: tuple[int, int], shortcuts: bool, half_chroma: bool = False
+) -> list[np.ndarray]:
+    decoded = native.decode_planes(data, *box, shortcuts=shortcuts, half_chroma=half_chroma)
+    return [np.frombuffer(pixels, np.uint8).reshape(h, w) for w, h, pixels in decoded]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -81,43 +82,39 @@ def box_for(data: bytes, eighths: int) -> tuple[int, int]:
     return (max(1, info.width * eighths // 8 - 3), 0)
 
 
-def assert_close_to_libjpeg(data: bytes, eighths: int) -> list[np.ndarray]:
+def assert_close_to_libjpeg(
+    data: bytes, eighths: int, half_chroma: bool = False
+) -> list[np.ndarray]:
     box = box_for(data, eighths)
-    ours, theirs = planes(data, box, True), planes(data, box, False)
+    ours, theirs = planes(data, box, True, half_chroma), planes(data, box, False)
     assert len(ours) == len(theirs)
     assert ours[0].shape == theirs[0].shape
     assert psnr(ours[0], theirs[0]) >= LUMA_PSNR, f"luma at {eighths}/8"
     for i, (a, b) in enumerate(zip(ours[1:], theirs[1:], strict=True), 1):
         # libjpeg scales subsampled chroma up through a larger IDCT; ours stays subsampled.
         for axis in (0, 1):
-            if b.shape[axis] > a.shape[axis]:
-                assert (b.shape[axis] + 1) // 2 == a.shape[axis]
+            while b.shape[axis] > a.shape[axis]:
                 b = halve(b, axis)
         assert a.shape == b.shape
         assert psnr(a, b) >= CHROMA_PSNR, f"plane {i} at {eighths}/8"
     return ours
 
 
-def progressive_corpus(corpus: Path) -> list[Path]:
-    found = [p for p in sorted(corpus.glob("*.jpg")) if appliance.probe(p.read_bytes()).progressive]
-    assert found, "the corpus has progressive JPEGs"
-    return found
-
-
 @pytest.mark.parametrize("eighths", [2, 4])
-def test_progressive_corpus_photos_decode_close_to_libjpeg(corpus: Path, eighths: int) -> None:
-    for path in progressive_corpus(corpus):
+def test_corpus_photos_decode_close_to_libjpeg(corpus: Path, eighths: int) -> None:
+    for path in sorted(corpus.glob("*.jpg")):
         assert_close_to_libjpeg(path.read_bytes(), eighths)
+        assert_close_to_libjpeg(path.read_bytes(), eighths, half_chroma=True)
 
 
 @pytest.mark.parametrize("eighths", [2, 4])
 @pytest.mark.parametrize("layout", list(I.LAYOUTS))
 @pytest.mark.parametrize(
     "extra",
-    [["-progressive"], ["-progressive", "-restart", "1"], "refining"],
-    ids=["progressive", "progressive-restart", "refining-scans"],
+    [[], ["-restart", "1"], ["-progressive"], ["-progressive", "-restart", "1"], "refining"],
+    ids=["baseline", "baseline-restart", "progressive", "progressive-restart", "refining-scans"],
 )
-def test_generated_progressive_layouts_decode_close_to_libjpeg(
+def test_generated_layouts_decode_close_to_libjpeg(
     layout, extra, eighths, base_photo, cjpeg_available, tmp_path
 ):
     if extra == "refining":
@@ -128,25 +125,45 @@ def test_generated_progressive_layouts_decode_close_to_libjpeg(
         script.write_text("\n".join(lines) + "\n")
         extra = ["-scans", str(script)]
     data = I.cjpeg(base_photo, layout, extra=extra)
-    assert appliance.probe(data).progressive
     assert_close_to_libjpeg(data, eighths)
+    assert_close_to_libjpeg(data, eighths, half_chroma=True)
 
 
+@pytest.mark.parametrize("coding", [[], ["-progressive"]], ids=["baseline", "progressive"])
 @pytest.mark.parametrize("eighths", [2, 4])
-def test_chroma_keeps_its_subsampling_at_the_dct_scale(base_photo, cjpeg_available, eighths):
+def test_chroma_keeps_its_subsampling_at_the_dct_scale(
+    base_photo, cjpeg_available, eighths, coding
+):
     # The sign that our decoder ran: 4:2:0 chroma comes out at half the luma size, where
     # libjpeg-turbo would have scaled it up to the luma size through a larger IDCT.
-    data = I.cjpeg(base_photo, "420", extra=["-progressive"])
+    data = I.cjpeg(base_photo, "420", extra=coding)
     w, h = I.BASE_SIZE
     y, cb, cr = planes(data, box_for(data, eighths), True)
     assert y.shape == (math.ceil(h * eighths / 8), math.ceil(w * eighths / 8))
     assert cb.shape == cr.shape == (math.ceil(h * eighths / 16), math.ceil(w * eighths / 16))
 
 
-def test_a_truncated_progressive_file_goes_to_libjpeg(base_photo, cjpeg_available):
+@pytest.mark.parametrize("coding", [[], ["-progressive"]], ids=["baseline", "progressive"])
+def test_full_chroma_is_decoded_at_half_scale_for_a_4_2_0_output(
+    base_photo, cjpeg_available, coding
+):
+    # A 4:4:4 source at 1/2 scale for a 4:2:0 output: chroma at 1/4 is all the encoder needs.
+    data = I.cjpeg(base_photo, "444", extra=coding)
+    w, h = I.BASE_SIZE
+    box = box_for(data, 4)
+    y, cb, cr = planes(data, box, True, half_chroma=True)
+    assert y.shape == (math.ceil(h / 2), math.ceil(w / 2))
+    assert cb.shape == cr.shape == (math.ceil(h / 4), math.ceil(w / 4))
+    # ... and the full chroma of a full-chroma output.
+    _, cb, _ = planes(data, box, True)
+    assert cb.shape == y.shape
+
+
+@pytest.mark.parametrize("coding", [[], ["-progressive"]], ids=["baseline", "progressive"])
+def test_a_truncated_file_goes_to_libjpeg(base_photo, cjpeg_available, coding):
     # Our decoder declines a file that ends early; what comes out is libjpeg-turbo's answer,
     # pixels or error, exactly as without the shortcut.
-    data = I.cjpeg(base_photo, "420", extra=["-progressive"])
+    data = I.cjpeg(base_photo, "420", extra=coding)
     cut = data[: len(data) * 9 // 10]
     box = box_for(data, 4)
     try:
@@ -179,7 +196,7 @@ print(digest.hexdigest())
 def test_every_scan_decoder_variant_gives_the_same_planes(variant: str, corpus: Path) -> None:
     # The scan decoder is built portable and, on x86-64, for popcount and BMI2
     # (docs/decisions/0011); APPLIANCE_SCAN_DECODER picks one where the CPU has it.
-    files = [str(p) for p in progressive_corpus(corpus)]
+    files = [str(p) for p in sorted(corpus.glob("*.jpg"))]
     run = functools.partial(
         subprocess.run,
         [sys.executable, "-c", PLANES_DIGEST, *files],

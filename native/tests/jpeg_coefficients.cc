@@ -1,8 +1,9 @@
-// Checks DecodeProgressiveCoefficients against libjpeg-turbo's
+// Checks DecodeCoefficients against libjpeg-turbo's
 // jpeg_read_coefficients, coefficient for coefficient, on each file given, and
-// the planes of DecodeProgressiveScaled at 1/4 and 1/2 scale against an
-// inverse DCT in double precision of libjpeg-turbo's coefficients:
-//   progressive_coefficients FILE...
+// the planes of DecodeScaled at 1/4 and 1/2 scale (chroma at the same scale or
+// at 1/4 under 1/2) against an inverse DCT in double precision of
+// libjpeg-turbo's coefficients. Baseline files are checked as well:
+//   jpeg_coefficients FILE...
 // Prints "ok N blocks" or the first mismatch per file, and the decode times
 // (median of 5) for information. Exits non-zero on any mismatch or failure.
 #include <algorithm>
@@ -20,7 +21,7 @@
 // jpeglib.h needs FILE and size_t first.
 #include <jpeglib.h>
 
-#include "jpeg_progressive.h"
+#include "jpeg_scaled.h"
 
 namespace appliance {
 namespace {
@@ -119,7 +120,7 @@ double TimeMs(F&& f) {
 }
 
 // Returns true when every coefficient (and block grid and quantiser) matches.
-bool Compare(const char* path, const ProgressiveCoefficients& ours, const Reference& ref,
+bool Compare(const char* path, const JpegCoefficients& ours, const Reference& ref,
              long long* blocks) {
   if (ours.components.size() != ref.components.size()) {
     std::printf("%s: MISMATCH component count ours %zu theirs %zu\n", path,
@@ -163,8 +164,8 @@ bool Compare(const char* path, const ProgressiveCoefficients& ours, const Refere
 
 // Returns true when each block's kept corner holds the same coefficients as
 // the whole block decoded alongside.
-bool CompareCorner(const char* path, const ProgressiveCoefficients& corner,
-                   const ProgressiveCoefficients& whole) {
+bool CompareCorner(const char* path, const JpegCoefficients& corner,
+                   const JpegCoefficients& whole) {
   for (size_t c = 0; c < whole.components.size(); ++c) {
     const ComponentCoefficients& cc = corner.components[c];
     const ComponentCoefficients& wc = whole.components[c];
@@ -188,7 +189,7 @@ bool CompareCorner(const char* path, const ProgressiveCoefficients& corner,
   return true;
 }
 
-// The pixel of the n-point inverse DCT (jpeg_progressive.h) at (x, y) of a
+// The pixel of the n-point inverse DCT (jpeg_scaled.h) at (x, y) of a
 // block, from libjpeg's coefficients and quantiser, in double precision.
 int ReferencePixel(const int16_t* coef, const uint16_t* quant, int n, int x, int y) {
   auto a = [n](int pos, int freq) {
@@ -205,14 +206,15 @@ int ReferencePixel(const int16_t* coef, const uint16_t* quant, int n, int x, int
 // Returns true when every pixel of the scaled decode is within 1 of the
 // reference (float against double rounding), on planes of the expected size.
 bool CompareScaled(const char* path, const std::vector<uint8_t>& file, const Reference& ref,
-                   const ProgressiveCoefficients& frame, int n) {
+                   const JpegCoefficients& frame, int luma_n, int chroma_n) {
   if (ref.components.size() != 1 && ref.components.size() != 3) return true;  // not ours
   Image image;
-  if (!DecodeProgressiveScaled(file.data(), file.size(), n, Limits(), &image)) {
-    std::printf("%s: FAIL the %d/8 decode declined\n", path, n);
+  if (!DecodeScaled(file.data(), file.size(), luma_n, chroma_n, Limits(), &image)) {
+    std::printf("%s: FAIL the %d/8 decode declined\n", path, luma_n);
     return false;
   }
   for (size_t c = 0; c < ref.components.size(); ++c) {
+    const int n = c == 0 ? luma_n : chroma_n;
     const Reference::Component& rc = ref.components[c];
     const ComponentCoefficients& fc = frame.components[c];
     const Plane& plane = image.planes[c];
@@ -258,8 +260,8 @@ int Run(int argc, char** argv) {
       ++failures;
       continue;
     }
-    ProgressiveCoefficients ours;
-    const Status status = DecodeProgressiveCoefficients(file.data(), file.size(), &ours);
+    JpegCoefficients ours;
+    const Status status = DecodeCoefficients(file.data(), file.size(), &ours);
     Reference ref;
     const bool ref_ok = DecodeReference(file, true, &ref);
     if (!status.ok() || !ref_ok) {
@@ -274,23 +276,24 @@ int Run(int argc, char** argv) {
       continue;
     }
     const double ours_ms = TimeMs([&] {
-      ProgressiveCoefficients scratch;
-      (void)DecodeProgressiveCoefficients(file.data(), file.size(), &scratch);
+      JpegCoefficients scratch;
+      (void)DecodeCoefficients(file.data(), file.size(), &scratch);
     });
-    if (!CompareScaled(path, file, ref, ours, 4) || !CompareScaled(path, file, ref, ours, 2)) {
+    if (!CompareScaled(path, file, ref, ours, 4, 4) || !CompareScaled(path, file, ref, ours, 2, 2) ||
+        !CompareScaled(path, file, ref, ours, 4, 2)) {
       ++failures;
       continue;
     }
     // The 4x4 corner a 1/2-scale decode keeps must be those same coefficients.
-    ProgressiveCoefficients corner;
-    if (!DecodeProgressiveCoefficients(file.data(), file.size(), &corner, Limits(), 4).ok() ||
+    JpegCoefficients corner;
+    if (!DecodeCoefficients(file.data(), file.size(), &corner, Limits(), 4).ok() ||
         !CompareCorner(path, corner, ours)) {
       ++failures;
       continue;
     }
     const double corner_ms = TimeMs([&] {
-      ProgressiveCoefficients scratch;
-      (void)DecodeProgressiveCoefficients(file.data(), file.size(), &scratch, Limits(), 4);
+      JpegCoefficients scratch;
+      (void)DecodeCoefficients(file.data(), file.size(), &scratch, Limits(), 4);
     });
     const double theirs_ms = TimeMs([&] { (void)DecodeReference(file, false, nullptr); });
     std::printf(
