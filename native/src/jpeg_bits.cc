@@ -20,7 +20,7 @@ thread_local std::vector<uint8_t> spare_buffer;
 
 }  // namespace
 
-BitReader::BitReader(const uint8_t* p, const uint8_t* end) {
+ScanData::ScanData(const uint8_t* p, const uint8_t* end) {
   buffer_ = std::move(spare_buffer);
   buffer_.resize(static_cast<size_t>(end - p) + kPadding);
   size_t size = 0;
@@ -62,31 +62,10 @@ BitReader::BitReader(const uint8_t* p, const uint8_t* end) {
     break;
   }
   close_interval();
-  StartInterval(0);
 }
 
-BitReader::~BitReader() {
+ScanData::~ScanData() {
   if (buffer_.capacity() <= kKeptBufferBytes) spare_buffer = std::move(buffer_);
-}
-
-void BitReader::StartInterval(size_t index) {
-  interval_ = index;
-  const Interval& interval = intervals_[index];
-  segment_ = buffer_.data() + interval.start;
-  segment_bytes_ = interval.bytes;
-  cur_ = segment_;
-  limit_ = segment_ + interval.bytes + 8;
-  acc_ = 0;
-  bits_ = 0;
-}
-
-bool BitReader::Restart(int expected) {
-  if (overrun()) overrun_ = true;
-  if (interval_ + 1 >= intervals_.size() || intervals_[interval_ + 1].marker != expected) {
-    return false;
-  }
-  StartInterval(interval_ + 1);
-  return true;
 }
 
 const uint8_t* SkipEntropyCodedData(const uint8_t* p, const uint8_t* end) {

@@ -20,6 +20,9 @@ namespace jpeg_internal {
 
 // Codes of up to this many bits decode with one table lookup.
 constexpr int kLookaheadBits = 9;
+// AC coefficients whose code and value bits together take up to this many
+// decode, value and all, with one lookup in an AC table's `coefficients`.
+constexpr int kCoefficientBits = 11;
 
 // A canonical Huffman table (T.81 Annex C).
 struct HuffmanTable {
@@ -30,8 +33,12 @@ struct HuffmanTable {
   // (length << 8) | symbol for the codes of up to kLookaheadBits bits, indexed
   // by the next kLookaheadBits bits; 0 = a longer code.
   std::array<uint16_t, 1 << kLookaheadBits> lookahead{};
+  // For AC tables: indexed by the next kCoefficientBits bits, a coefficient
+  // that fits in them whole, as (value << 16) | (run << 8) | bits taken; 0 for
+  // anything else (a longer one, an end of band, a run of 16 zeros).
+  std::vector<int32_t> coefficients;
 
-  bool Build(const uint8_t counts[16], const uint8_t* values, int total) {
+  bool Build(const uint8_t counts[16], const uint8_t* values, int total, bool ac = false) {
     if (total > 256) return false;
     std::memcpy(symbols.data(), values, static_cast<size_t>(total));
     int code = 0, k = 0;
@@ -52,19 +59,41 @@ struct HuffmanTable {
       code <<= 1;
     }
     max_code[17] = std::numeric_limits<int32_t>::max();
+    if (ac) BuildCoefficients(counts);
     defined = true;
     return true;
   }
+
+ private:
+  void BuildCoefficients(const uint8_t counts[16]) {
+    coefficients.assign(size_t{1} << kCoefficientBits, 0);
+    int code = 0, k = 0;
+    for (int length = 1; length <= kCoefficientBits; ++length) {
+      for (int i = 0; i < counts[length - 1]; ++i, ++k, ++code) {
+        const int run = symbols[k] >> 4, size = symbols[k] & 15;
+        if (size == 0 || length + size > kCoefficientBits) continue;
+        // Every continuation of the code by `size` value bits, then filler.
+        const int filler = kCoefficientBits - length - size;
+        for (int bits = 0; bits < (1 << size); ++bits) {
+          const int half = 1 << (size - 1);
+          const int value = bits < half ? bits - (1 << size) + 1 : bits;
+          const int32_t entry = static_cast<int32_t>(static_cast<uint32_t>(value) << 16) |
+                                run << 8 | (length + size);
+          const int base = ((code << size) | bits) << filler;
+          for (int fill = 0; fill < (1 << filler); ++fill) coefficients[base | fill] = entry;
+        }
+      }
+      code <<= 1;
+    }
+  }
 };
 
-// Reads the entropy-coded data of one scan. The constructor first copies it,
-// without the stuffed zero bytes (0xFF00) and split at its restart markers,
-// into a buffer where each restart interval's data is followed by zeros; then a
-// refill is a load, a shift and an or, with no branch for the CPU to mispredict
-// (the 0xFF test of a reader that unstuffs as it goes fails in one refill of
-// 30). Reading past an interval's data gives zeros, as libjpeg does, and is
-// reported by overrun(). One scan's data is read a second time this way, a
-// memchr() and a memcpy() apart from the decode, a small cost against it.
+// Reads the bits of one restart interval of a scan (all of it when there are no
+// restart markers), from a ScanData: without stuffed bytes, and followed by
+// zeros, so that a refill is a load, a shift and an or, with no branch for the
+// CPU to mispredict (the 0xFF test of a reader that unstuffs as it goes fails
+// in one refill of 30). Reading past the data gives zeros, as libjpeg does,
+// and overrun() says so. A value: the decoders keep it in registers.
 class BitReader {
  public:
   // After Refill() at least this many bits can be peeked and taken: a Huffman
@@ -73,10 +102,10 @@ class BitReader {
   // After RefillFully(), this many.
   static constexpr int kFullyRefilledBits = 56;
 
-  BitReader(const uint8_t* p, const uint8_t* end);
-  ~BitReader();
-  BitReader(const BitReader&) = delete;
-  BitReader& operator=(const BitReader&) = delete;
+  BitReader() = default;
+  // `data` must be followed by 16 readable bytes, zeros.
+  BitReader(const uint8_t* data, size_t bytes)
+      : cur_(data), limit_(data + bytes + 8), data_(data), bytes_(bytes) {}
 
   // Refills only when short: the refill's load would otherwise sit on the
   // chain from one symbol to the next, where a well-predicted branch does not.
@@ -118,13 +147,43 @@ class BitReader {
     return Peek(16);
   }
 
-  // At a restart marker: drop the partial byte, expect RSTn (which libjpeg
-  // finds past any bytes left in the interval), start the next interval.
-  bool Restart(int expected);
-
   // Whether more bits were taken than the data had.
   bool overrun() const {
-    return overrun_ || (cur_ - segment_) * 8 - bits_ > static_cast<ptrdiff_t>(segment_bytes_) * 8;
+    return (cur_ - data_) * 8 - bits_ > static_cast<ptrdiff_t>(bytes_) * 8;
+  }
+
+ private:
+  uint64_t acc_ = 0;  // valid bits from the top; below them, zeros or the stream's next bits
+  int bits_ = 0;
+  const uint8_t* cur_ = nullptr;    // the next byte to load
+  const uint8_t* limit_ = nullptr;  // where cur_ stops: 8 bytes into the zeros
+  const uint8_t* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// The entropy-coded data of one scan, copied without the stuffed zero bytes
+// (0xFF00) and split at its restart markers into intervals, each followed by
+// zeros. One scan's data is read a second time this way, a memchr() and a
+// memcpy() apart from the decode, a small cost against it.
+class ScanData {
+ public:
+  ScanData(const uint8_t* p, const uint8_t* end);
+  ~ScanData();
+  ScanData(const ScanData&) = delete;
+  ScanData& operator=(const ScanData&) = delete;
+
+  // A reader of the first interval.
+  BitReader Start() const { return ReaderOf(0); }
+
+  // At a restart marker: the reader of the next interval, if it follows an
+  // RSTn marker numbered `expected` (libjpeg finds it past any bytes left in
+  // the interval before).
+  bool Restart(int expected, BitReader* reader) {
+    if (interval_ + 1 >= intervals_.size() || intervals_[interval_ + 1].marker != expected) {
+      return false;
+    }
+    *reader = ReaderOf(++interval_);
+    return true;
   }
 
   // The position of the marker that ends the scan.
@@ -138,19 +197,14 @@ class BitReader {
     size_t bytes;
     int marker;
   };
-  void StartInterval(size_t index);
+  BitReader ReaderOf(size_t index) const {
+    return BitReader(buffer_.data() + intervals_[index].start, intervals_[index].bytes);
+  }
 
   std::vector<uint8_t> buffer_;
   std::vector<Interval> intervals_;
   size_t interval_ = 0;
   const uint8_t* next_marker_ = nullptr;
-  const uint8_t* segment_ = nullptr;  // the current interval's data
-  size_t segment_bytes_ = 0;
-  const uint8_t* cur_ = nullptr;    // the next byte to load
-  const uint8_t* limit_ = nullptr;  // where cur_ stops: 8 bytes into the zeros
-  uint64_t acc_ = 0;  // valid bits from the top; below them, zeros or the stream's next bits
-  int bits_ = 0;
-  bool overrun_ = false;
 };
 
 // The position of the marker that ends the entropy-coded data at `p` (of a

@@ -16,6 +16,7 @@ using jpeg_internal::BitReader;
 using jpeg_internal::DecodeSymbol;
 using jpeg_internal::Extend;
 using jpeg_internal::HuffmanTable;
+using jpeg_internal::ScanData;
 
 struct Component {
   int id = 0;
@@ -94,7 +95,8 @@ bool DecodeBlock(BitReader* reader, ScanComponent* sc, int16_t* coef, int ah, in
 // Decodes one DC scan; returns the position after its entropy-coded data.
 const uint8_t* DecodeScan(const uint8_t* p, const uint8_t* end, Frame* f, ScanComponent* sc,
                           int ns, int ah, int al, int restart_interval) {
-  BitReader reader(p, end);
+  ScanData data(p, end);
+  BitReader reader = data.Start();
   const bool interleaved = ns > 1;
   const int units_w = interleaved ? f->mcus_per_row : sc[0].component->width_in_blocks;
   const int units_h = interleaved ? f->mcu_rows : sc[0].component->height_in_blocks;
@@ -104,7 +106,7 @@ const uint8_t* DecodeScan(const uint8_t* p, const uint8_t* end, Frame* f, ScanCo
     for (int mx = 0; mx < units_w; ++mx) {
       if (restart_interval > 0) {
         if (until_restart == 0) {
-          if (!reader.Restart(next_restart)) return nullptr;
+          if (!data.Restart(next_restart, &reader)) return nullptr;
           next_restart = (next_restart + 1) & 7;
           until_restart = restart_interval;
           for (int i = 0; i < ns; ++i) sc[i].predictor = 0;
@@ -126,7 +128,7 @@ const uint8_t* DecodeScan(const uint8_t* p, const uint8_t* end, Frame* f, ScanCo
       if (reader.overrun()) return nullptr;
     }
   }
-  return reader.NextMarker();
+  return data.NextMarker();
 }
 
 // libjpeg-turbo's post-IDCT range limit: clamps [-384, 640) and wraps beyond.

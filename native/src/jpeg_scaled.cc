@@ -216,6 +216,7 @@ class ScaledIdct {
 
   // `coef` is N x N, row by row; each row is one vector.
   void Block(const int16_t* coef, const Row* dequantiser, uint8_t* out, ptrdiff_t stride) const {
+    if constexpr (N == 2) return Block2(coef, dequantiser, out, stride);
 #if defined(__SSE2__)
     if constexpr (N == 4) return Block4Sse2(coef, dequantiser, out, stride);
 #endif
@@ -242,6 +243,27 @@ class ScaledIdct {
   }
 
  private:
+  // N = 2 exactly, in integers: every a(x, u) is +-1 / (2 sqrt(2)), so each
+  // pixel is a sum of the four dequantised coefficients, with signs, over 8.
+  static void Block2(const int16_t* coef, const Row* dequantiser, uint8_t* out,
+                     ptrdiff_t stride) {
+    // 64 bits: a hostile file's 16-bit coefficient times a 16-bit quantiser,
+    // four times, would overflow 32.
+    const int64_t f00 = coef[0] * static_cast<int64_t>(dequantiser[0][0]);
+    const int64_t f01 = coef[1] * static_cast<int64_t>(dequantiser[0][1]);
+    const int64_t f10 = coef[2] * static_cast<int64_t>(dequantiser[1][0]);
+    const int64_t f11 = coef[3] * static_cast<int64_t>(dequantiser[1][1]);
+    const int64_t even = f00 + f10, odd = f01 + f11;          // the top row's two columns
+    const int64_t even_low = f00 - f10, odd_low = f01 - f11;  // the bottom row's
+    auto pixel = [](int64_t sum) {
+      return static_cast<uint8_t>(std::clamp<int64_t>((sum + 1024 + 4) >> 3, 0, 255));
+    };
+    out[0] = pixel(even + odd);
+    out[1] = pixel(even - odd);
+    out[stride] = pixel(even_low + odd_low);
+    out[stride + 1] = pixel(even_low - odd_low);
+  }
+
 #if defined(__SSE2__)
   // The same for N = 4 in SSE2, which x86-64 always has: the conversions in and
   // out a vector at a time, the clamp by saturating packs.
@@ -454,7 +476,7 @@ Status DecodeCoefficients(const uint8_t* data, size_t size,
             return Corrupt("JPEG Huffman table is invalid");
           }
           HuffmanTable& table = table_class == 0 ? dc_tables[id] : ac_tables[id];
-          if (!table.Build(s + i + 1, s + i + 17, total)) {
+          if (!table.Build(s + i + 1, s + i + 17, total, /*ac=*/table_class == 1)) {
             return Corrupt("JPEG Huffman table is invalid");
           }
           i += 17 + static_cast<size_t>(total);

@@ -78,28 +78,38 @@ APPLIANCE_INLINE bool DecodeAcFirst(BitReader* reader, const HuffmanTable& table
   int16_t discarded;  // where coefficients outside the kept corner go
   for (int k = ss; k <= se; ++k) {
     reader->Refill();
-    const int rs = DecodeRefilled(reader, table);
-    if (rs < 0) return false;
-    const int r = rs >> 4, s = rs & 15;
-    if (s != 0) {
+    int16_t coef;
+    const int32_t whole = table.coefficients[reader->Peek(kCoefficientBits)];
+    if (whole != 0) {  // most coefficients: code and value in one lookup
+      reader->Skip(whole & 0xFF);
+      k += (whole >> 8) & 15;
+      if (k > se) return false;
+      coef = ShiftToCoef(whole >> 16, al);
+    } else {
+      const int rs = DecodeRefilled(reader, table);
+      if (rs < 0) return false;
+      const int r = rs >> 4, s = rs & 15;
+      if (s == 0) {
+        if (r == 15) {
+          k += 15;  // ZRL: sixteen zeros, the loop adds the last
+          continue;
+        }
+        if constexpr (!kSequential) {
+          // EOBr: this block and 2^r - 1 + (r bits) more end here.
+          *eobrun = (1 << r) + static_cast<int>(reader->Take(r)) - 1;
+        }
+        break;  // in a sequential scan an end of block, whatever r says, as libjpeg reads it
+      }
       k += r;
       if (k > se) return false;
-      const int16_t coef = ShiftToCoef(Extend(static_cast<int>(reader->Take(s)), s), al);
-      if constexpr (!kSequential) {
-        const uint64_t bit = uint64_t{1} << k;
-        nz = coef != 0 ? nz | bit : nz & ~bit;
-      }
-      const int slot = corner.slot[k];
-      *(slot >= 0 ? block + slot : &discarded) = coef;
-    } else if (r == 15) {
-      k += 15;  // ZRL: sixteen zeros, the loop adds the last
-    } else if constexpr (kSequential) {
-      break;  // end of block, whatever r says, as libjpeg reads it
-    } else {
-      // EOBr: this block and 2^r - 1 + (r bits) more end here.
-      *eobrun = (1 << r) + static_cast<int>(reader->Take(r)) - 1;
-      break;
+      coef = ShiftToCoef(Extend(static_cast<int>(reader->Take(s)), s), al);
     }
+    if constexpr (!kSequential) {
+      const uint64_t bit = uint64_t{1} << k;
+      nz = coef != 0 ? nz | bit : nz & ~bit;
+    }
+    const int slot = corner.slot[k];
+    *(slot >= 0 ? block + slot : &discarded) = coef;
   }
   *nonzero = nz;
   return true;
@@ -211,10 +221,10 @@ class Restarts {
   explicit Restarts(int interval) : interval_(interval), until_(interval) {}
 
   // Before each unit; false when the expected marker is missing.
-  APPLIANCE_INLINE bool Next(BitReader* reader, Scan* scan) {
+  APPLIANCE_INLINE bool Next(ScanData* data, BitReader* reader, Scan* scan) {
     if (interval_ == 0) return true;
     if (until_ == 0) {
-      if (reader->overrun() || !reader->Restart(marker_)) return false;
+      if (reader->overrun() || !data->Restart(marker_, reader)) return false;
       marker_ = (marker_ + 1) & 7;
       until_ = interval_;
       scan->eobrun = 0;
@@ -232,51 +242,59 @@ class Restarts {
 
 // One scan of one kind; the kinds get a loop each so that each is tight.
 template <ScanKind kKind, bool kPdep>
-APPLIANCE_INLINE Status DecodeScanOf(BitReader* reader, const JpegCoefficients& frame,
-                                     Scan* scan, int restart_interval) {
+APPLIANCE_INLINE Status DecodeScanOf(ScanData* data, BitReader* reader,
+                                     const JpegCoefficients& frame, Scan* scan,
+                                     int restart_interval) {
   const Status corrupt = Corrupt("JPEG scan data is damaged");
   const Status truncated = Corrupt("JPEG scan data is truncated");
   Restarts restarts(restart_interval);
   if (scan->ns > 1) {  // interleaved, MCU by MCU: a sequential scan, or DC (T.81 G.1.1.1.1)
-    // The blocks of one MCU, in order: their component and their index from
-    // the MCU's first block of that component.
+    // The blocks of one MCU, in order: their component and where they are from
+    // the MCU's first block of that component, in blocks and in coefficients.
     int mcu_blocks = 0;
     int component_of[kMaxBlocksInMcu];
-    size_t offset_of[kMaxBlocksInMcu];
+    size_t block_offset[kMaxBlocksInMcu], coefficient_offset[kMaxBlocksInMcu];
     for (int i = 0; i < scan->ns; ++i) {
       const ComponentCoefficients& c = *scan->comps[i].component;
       for (int by = 0; by < c.v_samp; ++by) {
         for (int bx = 0; bx < c.h_samp; ++bx) {
           if (mcu_blocks == kMaxBlocksInMcu) return corrupt;
           component_of[mcu_blocks] = i;
-          offset_of[mcu_blocks++] = c.Index(bx, by);
+          block_offset[mcu_blocks] = c.Index(bx, by);
+          coefficient_offset[mcu_blocks++] = c.Index(bx, by) * static_cast<size_t>(c.side * c.side);
         }
       }
     }
     for (int my = 0; my < frame.mcu_rows; ++my) {
-      size_t mcu[kMaxScanComponents];  // each component's first block in the MCU
+      // Each component's first block in the MCU.
+      int16_t* coefficients[kMaxScanComponents];
+      uint64_t* nonzero[kMaxScanComponents];
       for (int i = 0; i < scan->ns; ++i) {
-        const ComponentCoefficients& c = *scan->comps[i].component;
-        mcu[i] = c.Index(0, my * c.v_samp);
+        ComponentCoefficients& c = *scan->comps[i].component;
+        coefficients[i] = c.Block(0, my * c.v_samp);
+        nonzero[i] = &c.nonzero[c.Index(0, my * c.v_samp)];
       }
       for (int mx = 0; mx < frame.mcus_per_row; ++mx) {
-        if (!restarts.Next(reader, scan)) return corrupt;
+        if (!restarts.Next(data, reader, scan)) return corrupt;
         for (int b = 0; b < mcu_blocks; ++b) {
-          ScanComponent& sc = scan->comps[component_of[b]];
-          ComponentCoefficients& c = *sc.component;
-          const size_t index = mcu[component_of[b]] + offset_of[b];
-          int16_t* block = c.coefficients.data() + index * static_cast<size_t>(c.side * c.side);
+          const int i = component_of[b];
+          int16_t* block = coefficients[i] + coefficient_offset[b];
           if constexpr (kKind == ScanKind::kSequential) {
-            if (!DecodeSequential(reader, &sc, *sc.corner, block, &c.nonzero[index])) {
+            if (!DecodeSequential(reader, &scan->comps[i], *scan->comps[i].corner, block,
+                                  nonzero[i] + block_offset[b])) {
               return corrupt;
             }
           } else if constexpr (kKind == ScanKind::kDcFirst) {
-            if (!DecodeDcFirst(reader, &sc, scan->al, block)) return corrupt;
+            if (!DecodeDcFirst(reader, &scan->comps[i], scan->al, block)) return corrupt;
           } else {
             DecodeDcRefine(reader, scan->al, block);
           }
         }
-        for (int i = 0; i < scan->ns; ++i) mcu[i] += scan->comps[i].component->h_samp;
+        for (int i = 0; i < scan->ns; ++i) {
+          const ComponentCoefficients& c = *scan->comps[i].component;
+          coefficients[i] += c.h_samp * c.side * c.side;
+          nonzero[i] += c.h_samp;
+        }
       }
       // Past the data the reader feeds zeros, which decode safely; it is
       // enough to notice once a row.
@@ -292,7 +310,7 @@ APPLIANCE_INLINE Status DecodeScanOf(BitReader* reader, const JpegCoefficients& 
     int16_t* block = c.Block(0, by);
     uint64_t* nonzero = &c.nonzero[c.Index(0, by)];
     for (int bx = 0; bx < c.width_in_blocks; ++bx, block += block_size, ++nonzero) {
-      if (!restarts.Next(reader, scan)) return corrupt;
+      if (!restarts.Next(data, reader, scan)) return corrupt;
       if constexpr (kKind == ScanKind::kSequential) {
         if (!DecodeSequential(reader, &sc, corner, block, nonzero)) return corrupt;
       } else if constexpr (kKind == ScanKind::kDcFirst) {
@@ -320,21 +338,22 @@ template <bool kPdep>
 APPLIANCE_INLINE Status DecodeScanWith(const uint8_t* p, const uint8_t* end,
                                        const JpegCoefficients& frame, Scan* scan,
                                        int restart_interval, const uint8_t** next) {
-  BitReader reader(p, end);
+  ScanData data(p, end);
+  BitReader reader = data.Start();  // a local: the decoders keep it in registers
   Status status;
   if (scan->sequential) {
-    status = DecodeScanOf<ScanKind::kSequential, kPdep>(&reader, frame, scan,
+    status = DecodeScanOf<ScanKind::kSequential, kPdep>(&data, &reader, frame, scan,
                                                         restart_interval);
   } else if (scan->ss == 0) {
-    status = scan->ah == 0 ? DecodeScanOf<ScanKind::kDcFirst, kPdep>(&reader, frame, scan,
+    status = scan->ah == 0 ? DecodeScanOf<ScanKind::kDcFirst, kPdep>(&data, &reader, frame, scan,
                                                                       restart_interval)
-                           : DecodeScanOf<ScanKind::kDcRefine, kPdep>(&reader, frame, scan, restart_interval);
+                           : DecodeScanOf<ScanKind::kDcRefine, kPdep>(&data, &reader, frame, scan, restart_interval);
   } else {
-    status = scan->ah == 0 ? DecodeScanOf<ScanKind::kAcFirst, kPdep>(&reader, frame, scan,
+    status = scan->ah == 0 ? DecodeScanOf<ScanKind::kAcFirst, kPdep>(&data, &reader, frame, scan,
                                                                       restart_interval)
-                           : DecodeScanOf<ScanKind::kAcRefine, kPdep>(&reader, frame, scan, restart_interval);
+                           : DecodeScanOf<ScanKind::kAcRefine, kPdep>(&data, &reader, frame, scan, restart_interval);
   }
-  if (status.ok()) *next = reader.NextMarker();
+  if (status.ok()) *next = data.NextMarker();
   return status;
 }
 
