@@ -12,6 +12,7 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#include <xmmintrin.h>
 #endif
 #if defined(APPLIANCE_SCAN_VARIANTS)
 #include <cpuid.h>
@@ -271,23 +272,21 @@ class ScaledIdct {
                   ptrdiff_t stride) const {
     const __m128i rows01 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(coef));
     const __m128i rows23 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(coef + 8));
-    // int16 to int32 by shifting the sign in from the high half.
-    const __m128i quantized[4] = {_mm_srai_epi32(_mm_unpacklo_epi16(rows01, rows01), 16),
-                                  _mm_srai_epi32(_mm_unpackhi_epi16(rows01, rows01), 16),
-                                  _mm_srai_epi32(_mm_unpacklo_epi16(rows23, rows23), 16),
-                                  _mm_srai_epi32(_mm_unpackhi_epi16(rows23, rows23), 16)};
-    Row rows[4];
-    for (int v = 0; v < 4; ++v) {
-      const Row f = reinterpret_cast<Row>(_mm_cvtepi32_ps(quantized[v])) * dequantiser[v];
-      rows[v] = f[0] * by_frequency_[0] + f[1] * by_frequency_[1] + f[2] * by_frequency_[2] +
-                f[3] * by_frequency_[3];
-    }
+    // int16 to int32 by shifting the sign in from the high half, then dequantised.
+    __m128 f[4] = {_mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpacklo_epi16(rows01, rows01), 16)),
+                   _mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpackhi_epi16(rows01, rows01), 16)),
+                   _mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpacklo_epi16(rows23, rows23), 16)),
+                   _mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpackhi_epi16(rows23, rows23), 16))};
+    for (int v = 0; v < 4; ++v) f[v] = _mm_mul_ps(f[v], reinterpret_cast<const __m128&>(dequantiser[v]));
+    // Down the columns (each vector a row of frequencies), across the rows
+    // after a transpose, and back.
+    Butterfly4(f);
+    _MM_TRANSPOSE4_PS(f[0], f[1], f[2], f[3]);
+    Butterfly4(f);
+    _MM_TRANSPOSE4_PS(f[0], f[1], f[2], f[3]);
+    const __m128 level = _mm_set1_ps(128.5f);  // the level shift; truncation rounds
     __m128i pixels[4];
-    for (int y = 0; y < 4; ++y) {
-      const Row sum = rows[0] * by_position_[y][0] + rows[1] * by_position_[y][1] +
-                      rows[2] * by_position_[y][2] + rows[3] * by_position_[y][3] + 128.5f;
-      pixels[y] = _mm_cvttps_epi32(reinterpret_cast<__m128>(sum));
-    }
+    for (int y = 0; y < 4; ++y) pixels[y] = _mm_cvttps_epi32(_mm_add_ps(f[y], level));
     // Signed saturation to int16, then unsigned to uint8: the clamp to 0..255.
     const __m128i bytes = _mm_packus_epi16(_mm_packs_epi32(pixels[0], pixels[1]),
                                            _mm_packs_epi32(pixels[2], pixels[3]));
@@ -296,6 +295,23 @@ class ScaledIdct {
                                  _mm_cvtsi128_si32(_mm_srli_si128(bytes, 8)),
                                  _mm_cvtsi128_si32(_mm_srli_si128(bytes, 12))};
     for (int y = 0; y < 4; ++y) std::memcpy(out + y * stride, &rows_out[y], 4);
+  }
+
+  // The 4-point inverse DCT of four vectors at once (v[k]: frequency k), in
+  // place, as even and odd halves: a(x, 0) and a(x, 2) are +-sqrt(2)/4, a(x, 1)
+  // and a(x, 3) are +-cos(pi/8)/2 and +-cos(3pi/8)/2.
+  static void Butterfly4(__m128* v) {
+    const __m128 c4 = _mm_set1_ps(0.35355339059327373f);  // sqrt(2) / 4
+    const __m128 c1 = _mm_set1_ps(0.46193976625564337f);  // cos(pi / 8) / 2
+    const __m128 c3 = _mm_set1_ps(0.19134171618254492f);  // cos(3 pi / 8) / 2
+    const __m128 even0 = _mm_mul_ps(_mm_add_ps(v[0], v[2]), c4);
+    const __m128 even1 = _mm_mul_ps(_mm_sub_ps(v[0], v[2]), c4);
+    const __m128 odd0 = _mm_add_ps(_mm_mul_ps(v[1], c1), _mm_mul_ps(v[3], c3));
+    const __m128 odd1 = _mm_sub_ps(_mm_mul_ps(v[1], c3), _mm_mul_ps(v[3], c1));
+    v[0] = _mm_add_ps(even0, odd0);
+    v[1] = _mm_add_ps(even1, odd1);
+    v[2] = _mm_sub_ps(even1, odd1);
+    v[3] = _mm_sub_ps(even0, odd0);
   }
 #endif
 
