@@ -23,6 +23,10 @@ Format SniffFormat(const uint8_t* data, size_t size);
 Status CheckSourceSize(uint64_t width, uint64_t height, const Limits& limits);
 
 // ---- Decoders --------------------------------------------------------------
+// A JPEG with more scans than this is hostile: each scan can cost a pass over
+// every block of the image (libjpeg-turbo's TurboJPEG API uses the same bound).
+constexpr int kMaxJpegScans = 500;
+
 struct DecodeRequest {
   // The smallest plane size the pipeline needs, in stored (not oriented) pixels,
   // for the source region it will use. A JPEG decoder picks the smallest DCT scale

@@ -37,6 +37,10 @@ struct HuffmanTable {
   // that fits in them whole, as (value << 16) | (run << 8) | bits taken; 0 for
   // anything else (a longer one, an end of band, a run of 16 zeros).
   std::vector<int32_t> coefficients;
+  // The same for a refinement scan, where a new coefficient is a code (run,
+  // size 1) and a sign bit: (kPositive if so) | (run << 8) | bits taken.
+  static constexpr int32_t kPositive = 1 << 16;
+  std::vector<int32_t> refinements;
 
   bool Build(const uint8_t counts[16], const uint8_t* values, int total, bool ac = false) {
     if (total > 256) return false;
@@ -67,10 +71,20 @@ struct HuffmanTable {
  private:
   void BuildCoefficients(const uint8_t counts[16]) {
     coefficients.assign(size_t{1} << kCoefficientBits, 0);
+    refinements.assign(size_t{1} << kCoefficientBits, 0);
     int code = 0, k = 0;
     for (int length = 1; length <= kCoefficientBits; ++length) {
       for (int i = 0; i < counts[length - 1]; ++i, ++k, ++code) {
         const int run = symbols[k] >> 4, size = symbols[k] & 15;
+        if (size != 0 && length < kCoefficientBits) {
+          // Any size reads one sign bit in a refinement scan, as libjpeg reads it.
+          const int filler = kCoefficientBits - length - 1;
+          for (int sign = 0; sign < 2; ++sign) {
+            const int32_t entry = (sign ? kPositive : 0) | run << 8 | (length + 1);
+            const int base = ((code << 1) | sign) << filler;
+            for (int fill = 0; fill < (1 << filler); ++fill) refinements[base | fill] = entry;
+          }
+        }
         if (size == 0 || length + size > kCoefficientBits) continue;
         // Every continuation of the code by `size` value bits, then filler.
         const int filler = kCoefficientBits - length - size;

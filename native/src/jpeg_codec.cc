@@ -23,9 +23,6 @@
 namespace appliance {
 namespace {
 
-// A progressive file with more scans than this is hostile (libjpeg-turbo's
-// TurboJPEG API uses the same bound).
-constexpr int kMaxScans = 500;
 // libjpeg's own allocations (progressive coefficient buffers) stop here.
 constexpr long kMaxLibjpegMemory = 1024L * 1024 * 1024;
 
@@ -69,10 +66,10 @@ struct ProgressManager {
 
 void OnProgress(j_common_ptr cinfo) {
   auto* dinfo = reinterpret_cast<j_decompress_ptr>(cinfo);
-  if (dinfo->input_scan_number > kMaxScans) {
+  if (dinfo->input_scan_number > kMaxJpegScans) {
     auto* progress = reinterpret_cast<ProgressManager*>(cinfo->progress);
     std::snprintf(progress->err->message, sizeof progress->err->message,
-                  "more than %d progressive scans", kMaxScans);
+                  "more than %d progressive scans", kMaxJpegScans);
     std::longjmp(progress->err->jump, 1);
   }
 }

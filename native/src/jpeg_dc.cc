@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "codecs.h"
 #include "jpeg_bits.h"
 
 namespace appliance {
@@ -195,6 +196,7 @@ bool DecodeProgressiveDc(const uint8_t* data, size_t size, Image* image) {
   HuffmanTable dc_tables[4];
   int restart_interval = 0;
   bool any_scan = false;
+  int scans = 0;
   bool ended = false;
 
   while (p + 2 <= end) {
@@ -257,7 +259,7 @@ bool DecodeProgressiveDc(const uint8_t* data, size_t size, Image* image) {
         restart_interval = Read16(s);
         break;
       case 0xDA: {  // SOS
-        if (!have_frame || n < 1) return false;
+        if (!have_frame || n < 1 || ++scans > kMaxJpegScans) return false;
         const int ns = s[0];
         if (ns < 1 || ns > frame.count || n != 4 + 2 * static_cast<size_t>(ns)) return false;
         const int ss = s[1 + 2 * ns], se = s[2 + 2 * ns];

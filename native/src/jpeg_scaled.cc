@@ -430,7 +430,7 @@ Status DecodeCoefficients(const uint8_t* data, size_t size,
   HuffmanTable ac_tables[4];
   const jpeg_internal::ScanDecoder decode_scan = jpeg_internal::ChooseScanDecoder();
   int restart_interval = 0;
-  bool any_scan = false;
+  int scans = 0;
   const Status truncated = Corrupt("JPEG is truncated");
 
   while (true) {
@@ -505,12 +505,12 @@ Status DecodeCoefficients(const uint8_t* data, size_t size,
         break;
       case 0xDA: {  // SOS
         if (!have_frame) return Corrupt("JPEG scan before the frame header");
+        if (++scans > kMaxJpegScans) return Corrupt("JPEG has too many scans");
         Scan scan;
         APPLIANCE_RETURN_IF_ERROR(ParseScan(s, n, &frame, dc_tables, ac_tables, quant,
                                             quant_defined, &scan));
         APPLIANCE_RETURN_IF_ERROR(
             decode_scan(next, end, frame, &scan, restart_interval, &next));
-        any_scan = true;
         break;
       }
       default:  // APPn, COM and the rest
@@ -518,7 +518,7 @@ Status DecodeCoefficients(const uint8_t* data, size_t size,
     }
     p = next;
   }
-  if (!have_frame || !any_scan) return Corrupt("JPEG has no image data");
+  if (!have_frame || scans == 0) return Corrupt("JPEG has no image data");
   return Status::Ok();
 }
 

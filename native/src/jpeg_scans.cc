@@ -171,17 +171,24 @@ APPLIANCE_INLINE bool DecodeAcRefine(BitReader* reader, const HuffmanTable& tabl
   if (*eobrun == 0) {
     while (k <= scan.se) {
       reader->Refill();
-      const int rs = DecodeRefilled(reader, table);
-      if (rs < 0) return false;
-      int r = rs >> 4;
-      int value = 0;
-      if ((rs & 15) != 0) {
-        // A new coefficient of magnitude 1 << Al. Sizes other than 1 are
-        // invalid; libjpeg warns and reads them as 1, and so do we.
-        value = reader->Take(1) ? p1 : -p1;
-      } else if (r != 15) {
-        *eobrun = (1 << r) + static_cast<int>(reader->Take(r));
-        break;  // the rest of the band gets correction bits below
+      int r, value = 0;
+      const int32_t coefficient = table.refinements[reader->Peek(kCoefficientBits)];
+      if (coefficient != 0) {  // most symbols: a new coefficient, code and sign in one lookup
+        reader->Skip(coefficient & 0xFF);
+        r = (coefficient >> 8) & 15;
+        value = coefficient & HuffmanTable::kPositive ? p1 : -p1;
+      } else {
+        const int rs = DecodeRefilled(reader, table);
+        if (rs < 0) return false;
+        r = rs >> 4;
+        if ((rs & 15) != 0) {
+          // A new coefficient of magnitude 1 << Al. Sizes other than 1 are
+          // invalid; libjpeg warns and reads them as 1, and so do we.
+          value = reader->Take(1) ? p1 : -p1;
+        } else if (r != 15) {
+          *eobrun = (1 << r) + static_cast<int>(reader->Take(r));
+          break;  // the rest of the band gets correction bits below
+        }
       }
       // Skip r coefficients that are still zero (reading the correction bits of
       // the nonzero ones passed on the way) and place the new one, if any, on

@@ -124,3 +124,44 @@ def test_a_bomb_is_refused_in_process_too():
     with pytest.raises(ImageTooLargeError) as e:
         appliance.transcode(BOMBS["jpeg-baseline-60000x60000"]())
     assert e.value.status == 413 and e.value.public_message
+
+
+def _many_scans(count: int) -> bytes:
+    """A 2000x1500 progressive JPEG whose last scan is repeated until it has `count` scans: a
+    few kilobytes that cost a pass over every block per scan (a CPU bomb, not a memory one)."""
+    data = I.encode(I.smooth_image(2000, 1500), "JPEG", progressive=True, quality=50)
+    last = data.rindex(b"\xff\xda")
+    scan = data[last:-2]  # the last SOS and its data, up to EOI
+    scans = data.count(b"\xff\xda")
+    return data[:-2] + scan * (count - scans) + b"\xff\xd9"
+
+
+@pytest.mark.parametrize("width", [500, 1000, 2000], ids=["one-quarter", "one-half", "whole"])
+def test_a_jpeg_with_too_many_scans_is_refused_quickly(width):
+    # Each decoder counts scans as libjpeg-turbo's does (at most 500): the scaled decoder at 1/4
+    # and 1/2 scale, libjpeg-turbo at full size.
+    import time
+
+    import appliance
+    from appliance.errors import CorruptImageError
+
+    data = _many_scans(5000)
+    assert data.count(b"\xff\xda") == 5000
+    start = time.perf_counter()
+    with pytest.raises(CorruptImageError):
+        appliance.transcode(data, width=width)
+    assert time.perf_counter() - start < 2.0
+    # ... and a file with fewer scans than the bound is fine.
+    appliance.transcode(_many_scans(400), width=width)
+
+
+def test_the_one_eighth_path_skips_the_scans_it_does_not_need():
+    # At 1/8 scale only the DC scans are decoded: the repeated AC scan is skipped, not run.
+    import time
+
+    import appliance
+
+    start = time.perf_counter()
+    out = appliance.transcode(_many_scans(5000), width=200)
+    assert time.perf_counter() - start < 2.0
+    assert appliance.probe(out).width == 200
