@@ -272,13 +272,13 @@ bool ReadIcc(JpegSession* s, std::vector<uint8_t>* icc) {
 
 int DivRoundUp(long long a, long long b) { return static_cast<int>((a + b - 1) / b); }
 
-// The DCT scale for chroma, at most luma's `n`: the smallest (2 or 4) at which
+// The DCT scale for chroma, at most luma's `n`: the smallest (from 2) at which
 // each chroma plane still covers the region at the size the pipeline needs.
 int ChromaScale(const jpeg_decompress_struct& cinfo, int n, int region_w, int region_h,
                 const DecodeRequest& request) {
   const int need_w = request.chroma_min_width > 0 ? request.chroma_min_width : request.min_width;
   const int need_h = request.chroma_min_height > 0 ? request.chroma_min_height : request.min_height;
-  for (int chroma_n = 2; chroma_n < n; chroma_n *= 2) {
+  for (int chroma_n = 2; chroma_n < n; ++chroma_n) {
     bool enough = true;
     for (int ci = 1; ci < cinfo.num_components; ++ci) {
       const jpeg_component_info& c = cinfo.comp_info[ci];
@@ -295,16 +295,23 @@ int ChromaScale(const jpeg_decompress_struct& cinfo, int n, int region_w, int re
 
 }  // namespace
 
-int ChooseJpegScale(int width, int height, int min_width, int min_height) {
+namespace {
+
+// Whether width x height at scale n/8 is at least min_width x min_height.
+bool ScaleCovers(int width, int height, int n, int min_width, int min_height) {
   // A DCT-scaled pixel averages a whole block, padding included: on an image a
   // few pixels across that padding outweighs the picture. Keep 8 pixels a side.
   min_width = std::max(min_width, std::min(width, 8));
   min_height = std::max(min_height, std::min(height, 8));
+  return DivRoundUp(static_cast<long long>(width) * n, 8) >= min_width &&
+         DivRoundUp(static_cast<long long>(height) * n, 8) >= min_height;
+}
+
+}  // namespace
+
+int ChooseJpegScale(int width, int height, int min_width, int min_height) {
   for (int n : {1, 2, 4}) {
-    if (DivRoundUp(static_cast<long long>(width) * n, 8) >= min_width &&
-        DivRoundUp(static_cast<long long>(height) * n, 8) >= min_height) {
-      return n;
-    }
+    if (ScaleCovers(width, height, n, min_width, min_height)) return n;
   }
   return 8;
 }
@@ -365,10 +372,17 @@ Status DecodeJpeg(const uint8_t* data, size_t size, const DecodeRequest& request
   // data included, goes to libjpeg below.
   const bool own_scaled = request.shortcuts && (n == 2 || n == 4) && !s.cinfo.arith_code &&
                           !cmyk && space != JCS_RGB && s.cinfo.data_precision == 8;
-  if (own_scaled &&
-      DecodeScaled(data, size, n, ChromaScale(s.cinfo, n, region_w, region_h, request), request.limits,
-                   image)) {
-    return Status::Ok();
+  if (own_scaled) {
+    // It also has the 3/8 scale that libjpeg-turbo only has in slow C: less to
+    // transform and less to resize where 1/2 is more than needed.
+    const int own_n =
+        n == 4 && ScaleCovers(region_w, region_h, 3, request.min_width, request.min_height) ? 3
+                                                                                             : n;
+    if (DecodeScaled(data, size, own_n, ChromaScale(s.cinfo, own_n, region_w, region_h, request),
+                     request.limits, image)) {
+      *scale_num = own_n;
+      return Status::Ok();
+    }
   }
   std::vector<uint8_t> dc_only;
   if (dc_only_decode && ExtractDcScans(data, size, /*keep_chroma=*/true, &dc_only)) {

@@ -33,6 +33,8 @@ constexpr int kMaxAl = 13;             // libjpeg's limit for 8-bit data
 // The coefficient arrays of the largest image the limits admit stay far below
 // this; it guards the arithmetic, not the policy.
 constexpr uint64_t kMaxCoefficientBytes = uint64_t{4} << 30;
+// Zeros after the last block, which the 3-point IDCT reads past.
+constexpr size_t kCoefficientPadding = 8;
 // What each thread keeps between scaled decodes: a 12 MP 4:2:0 photo's arrays.
 constexpr size_t kKeptArrayBytes = size_t{16} << 20;
 
@@ -96,7 +98,7 @@ Status ParseFrame(const uint8_t* s, size_t length, const Limits& limits, int lum
   }
   for (ComponentCoefficients& c : f->components) {
     const size_t blocks = static_cast<size_t>(c.blocks_wide) * static_cast<size_t>(c.blocks_high);
-    c.coefficients.assign(blocks * static_cast<size_t>(c.side * c.side), 0);
+    c.coefficients.assign(blocks * static_cast<size_t>(c.side * c.side) + kCoefficientPadding, 0);
     c.nonzero.assign(blocks, 0);
   }
   return Status::Ok();
@@ -177,6 +179,13 @@ struct Vectors<2> {
   typedef uint8_t ByteRow __attribute__((vector_size(2)));
 };
 template <>
+struct Vectors<3> {  // four lanes, the last unused (only the SSE2 path uses N = 3 rows)
+  typedef float Row __attribute__((vector_size(16)));
+  typedef int32_t IntRow __attribute__((vector_size(16)));
+  typedef int16_t ShortRow __attribute__((vector_size(8)));
+  typedef uint8_t ByteRow __attribute__((vector_size(4)));
+};
+template <>
 struct Vectors<4> {
   typedef float Row __attribute__((vector_size(16)));
   typedef int32_t IntRow __attribute__((vector_size(16)));
@@ -208,7 +217,7 @@ class ScaledIdct {
 
   // The quantiser's N x N corner (natural order, 8 wide) as rows of floats.
   static void Dequantiser(const std::array<uint16_t, kDctBlockSize>& quant, Row* rows) {
-    float values[N][N];
+    float values[N][sizeof(Row) / sizeof(float)] = {};
     for (int v = 0; v < N; ++v) {
       for (int u = 0; u < N; ++u) values[v][u] = quant[v * 8 + u];
     }
@@ -219,7 +228,10 @@ class ScaledIdct {
   void Block(const int16_t* coef, const Row* dequantiser, uint8_t* out, ptrdiff_t stride) const {
     if constexpr (N == 2) return Block2(coef, dequantiser, out, stride);
 #if defined(__SSE2__)
+    if constexpr (N == 3) return Block3Sse2(coef, dequantiser, out, stride);
     if constexpr (N == 4) return Block4Sse2(coef, dequantiser, out, stride);
+#else
+    if constexpr (N == 3) return Block3(coef, dequantiser, out, stride);
 #endif
     using ShortRow = typename Vectors<N>::ShortRow;
     using IntRow = typename Vectors<N>::IntRow;
@@ -265,7 +277,72 @@ class ScaledIdct {
     out[stride + 1] = pixel(even_low - odd_low);
   }
 
+  // N = 3 as even and odd halves: a(x, 0) = sqrt(2) / 4; a(x, 1) is
+  // +-cos(pi / 6) / 2 at the ends and 0 in the middle; a(x, 2) is 1/4 at the
+  // ends and -1/2 in the middle.
+  static void Block3(const int16_t* coef, const Row* dequantiser, uint8_t* out,
+                     ptrdiff_t stride) {
+    constexpr float c0 = 0.35355339059327373f, c1 = 0.43301270189221930f;
+    float f[3][3];
+    for (int v = 0; v < 3; ++v) {
+      for (int u = 0; u < 3; ++u) f[v][u] = coef[v * 3 + u] * dequantiser[v][u];
+    }
+    float t[3][3];  // t[y][u]: down the columns
+    for (int u = 0; u < 3; ++u) {
+      const float dc = c0 * f[0][u], odd = c1 * f[1][u];
+      t[0][u] = dc + odd + 0.25f * f[2][u];
+      t[1][u] = dc - 0.5f * f[2][u];
+      t[2][u] = dc - odd + 0.25f * f[2][u];
+    }
+    for (int y = 0; y < 3; ++y) {  // then across the rows
+      const float dc = c0 * t[y][0] + 128.5f, odd = c1 * t[y][1];  // level shift; truncation rounds
+      const float p[3] = {dc + odd + 0.25f * t[y][2], dc - 0.5f * t[y][2], dc - odd + 0.25f * t[y][2]};
+      for (int x = 0; x < 3; ++x) {
+        out[y * stride + x] = static_cast<uint8_t>(std::min(std::max(p[x], 0.0f), 255.0f));
+      }
+    }
+  }
+
 #if defined(__SSE2__)
+  // The same in SSE2, four lanes of which three are used. Reads one coefficient
+  // past the block, multiplied by a zero (JpegCoefficients pads its arrays).
+  static void Block3Sse2(const int16_t* coef, const Row* dequantiser, uint8_t* out,
+                         ptrdiff_t stride) {
+    __m128 f[4];
+    for (int v = 0; v < 3; ++v) {
+      const __m128i row = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(coef + 3 * v));
+      f[v] = _mm_mul_ps(_mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpacklo_epi16(row, row), 16)),
+                        reinterpret_cast<const __m128&>(dequantiser[v]));
+    }
+    f[3] = _mm_setzero_ps();
+    Butterfly3(f);
+    _MM_TRANSPOSE4_PS(f[0], f[1], f[2], f[3]);
+    Butterfly3(f);
+    _MM_TRANSPOSE4_PS(f[0], f[1], f[2], f[3]);
+    const __m128 level = _mm_set1_ps(128.5f);  // the level shift; truncation rounds
+    const __m128i bytes = _mm_packus_epi16(
+        _mm_packs_epi32(_mm_cvttps_epi32(_mm_add_ps(f[0], level)),
+                        _mm_cvttps_epi32(_mm_add_ps(f[1], level))),
+        _mm_packs_epi32(_mm_cvttps_epi32(_mm_add_ps(f[2], level)), _mm_setzero_si128()));
+    const int32_t rows_out[3] = {_mm_cvtsi128_si32(bytes),
+                                 _mm_cvtsi128_si32(_mm_srli_si128(bytes, 4)),
+                                 _mm_cvtsi128_si32(_mm_srli_si128(bytes, 8))};
+    for (int y = 0; y < 3; ++y) std::memcpy(out + y * stride, &rows_out[y], 3);
+  }
+
+  // The 3-point inverse DCT of vectors v[0..2] (v[k]: frequency k) into
+  // v[0..2], v[3] left zero.
+  static void Butterfly3(__m128* v) {
+    const __m128 c0 = _mm_set1_ps(0.35355339059327373f);  // sqrt(2) / 4
+    const __m128 c1 = _mm_set1_ps(0.43301270189221930f);  // cos(pi / 6) / 2
+    const __m128 dc = _mm_mul_ps(v[0], c0), odd = _mm_mul_ps(v[1], c1);
+    const __m128 quarter = _mm_mul_ps(v[2], _mm_set1_ps(0.25f));
+    v[0] = _mm_add_ps(_mm_add_ps(dc, odd), quarter);
+    v[1] = _mm_sub_ps(dc, _mm_add_ps(quarter, quarter));
+    v[2] = _mm_add_ps(_mm_sub_ps(dc, odd), quarter);
+    v[3] = _mm_setzero_ps();
+  }
+
   // The same for N = 4 in SSE2, which x86-64 always has: the conversions in and
   // out a vector at a time, the clamp by saturating packs.
   void Block4Sse2(const int16_t* coef, const Row* dequantiser, uint8_t* out,
@@ -346,6 +423,7 @@ bool WriteScaledPlanes(const JpegCoefficients& f, Image* image) {
   for (size_t i = 0; i < f.components.size(); ++i) {
     const int side = f.components[i].side;
     const bool ok = side == 4   ? WriteScaledPlane<4>(f, static_cast<int>(i), image)
+                    : side == 3 ? WriteScaledPlane<3>(f, static_cast<int>(i), image)
                     : side == 2 ? WriteScaledPlane<2>(f, static_cast<int>(i), image)
                                 : false;
     if (!ok) return false;
@@ -384,8 +462,8 @@ bool PdepIsSlow() {
 #endif
 
 const Corner& CornerFor(int side) {
-  static const Corner corners[] = {Corner(1), Corner(2), Corner(4), Corner(8)};
-  return corners[side == 1 ? 0 : side == 2 ? 1 : side == 4 ? 2 : 3];
+  static const Corner corners[] = {Corner(1), Corner(2), Corner(3), Corner(4), Corner(8)};
+  return corners[side <= 4 ? side - 1 : 4];
 }
 
 ScanDecoder ChooseScanDecoder() {
@@ -413,8 +491,8 @@ Status DecodeCoefficients(const uint8_t* data, size_t size,
                                      int side, int chroma_side) {
   if (chroma_side == 0) chroma_side = side;
   for (int n : {side, chroma_side}) {
-    if (n != 1 && n != 2 && n != 4 && n != 8) {
-      return Unsupported("coefficient corner must be 1, 2, 4 or 8 wide");
+    if (n != 1 && n != 2 && n != 3 && n != 4 && n != 8) {
+      return Unsupported("coefficient corner must be 1, 2, 3, 4 or 8 wide");
     }
   }
   if (data == nullptr || size < 4 || data[0] != 0xFF || data[1] != 0xD8) {
@@ -524,7 +602,7 @@ Status DecodeCoefficients(const uint8_t* data, size_t size,
 
 bool DecodeScaled(const uint8_t* data, size_t size, int n, int chroma_n, const Limits& limits,
                   Image* image) {
-  if ((n != 2 && n != 4) || (chroma_n != 2 && chroma_n != 4)) return false;
+  if (n < 2 || n > 4 || chroma_n < 2 || chroma_n > 4) return false;
   // Each thread keeps its coefficient arrays for the next decode, up to a bound:
   // allocating them afresh costs more page faults than the decode of most scans.
   static thread_local JpegCoefficients frame;

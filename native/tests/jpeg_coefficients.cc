@@ -1,7 +1,7 @@
 // Checks DecodeCoefficients against libjpeg-turbo's
 // jpeg_read_coefficients, coefficient for coefficient, on each file given, and
-// the planes of DecodeScaled at 1/4 and 1/2 scale (chroma at the same scale or
-// at 1/4 under 1/2) against an inverse DCT in double precision of
+// the planes of DecodeScaled at 1/4, 3/8 and 1/2 scale (chroma at the same
+// scale or at 1/4 under the others) against an inverse DCT in double precision of
 // libjpeg-turbo's coefficients. Baseline files are checked as well:
 //   jpeg_coefficients FILE...
 // Prints "ok N blocks" or the first mismatch per file, and the decode times
@@ -279,8 +279,9 @@ int Run(int argc, char** argv) {
       JpegCoefficients scratch;
       (void)DecodeCoefficients(file.data(), file.size(), &scratch);
     });
-    if (!CompareScaled(path, file, ref, ours, 4, 4) || !CompareScaled(path, file, ref, ours, 2, 2) ||
-        !CompareScaled(path, file, ref, ours, 4, 2)) {
+    if (!CompareScaled(path, file, ref, ours, 4, 4) || !CompareScaled(path, file, ref, ours, 3, 3) ||
+        !CompareScaled(path, file, ref, ours, 2, 2) || !CompareScaled(path, file, ref, ours, 4, 2) ||
+        !CompareScaled(path, file, ref, ours, 3, 2)) {
       ++failures;
       continue;
     }
