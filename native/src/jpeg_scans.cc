@@ -27,11 +27,11 @@ int16_t ShiftToCoef(int value, int al) {
 // Zigzag positions k.. (none past 63).
 uint64_t From(int k) { return k >= 64 ? 0 : ~uint64_t{0} << k; }
 
-// The position of the zero in `zeros` (a mask of them) that has `rank` zeros
-// before it, or past 63 if there are not that many. With kPdep, one BMI2
+// The zero in `zeros` (a mask of them) that has `rank` zeros before it, as a
+// mask of that one bit; 0 if there are not that many. With kPdep, one BMI2
 // instruction instead of a loop whose exit the CPU cannot predict.
 template <bool kPdep>
-APPLIANCE_INLINE int NthZero(uint64_t zeros, int rank) {
+APPLIANCE_INLINE uint64_t NthZero(uint64_t zeros, int rank) {
 #if defined(APPLIANCE_SCAN_VARIANTS)
   if constexpr (kPdep) {
     // pdep deposits the bit at `rank` of its source into the rank-th set bit of
@@ -39,11 +39,11 @@ APPLIANCE_INLINE int NthZero(uint64_t zeros, int rank) {
     // the whole file.
     uint64_t zero;
     asm("pdep %2, %1, %0" : "=r"(zero) : "r"(uint64_t{1} << rank), "rm"(zeros));
-    return zero != 0 ? __builtin_ctzll(zero) : 64;
+    return zero;
   }
 #endif
   for (; rank > 0 && zeros != 0; --rank) zeros &= zeros - 1;
-  return zeros != 0 ? __builtin_ctzll(zeros) : 64;
+  return zeros & (~zeros + 1);
 }
 
 // The per-block decoders. Each returns false for data that cannot be valid.
@@ -129,15 +129,16 @@ APPLIANCE_INLINE bool DecodeSequential(BitReader* reader, ScanComponent* sc, con
 // for new coefficients fall between them. A block has at most 63, so they are
 // gathered into one word as they come and applied once the block is done.
 APPLIANCE_INLINE uint64_t ReadCorrections(BitReader* reader, int n, uint64_t bits) {
-  if (n > BitReader::kRefilledBits) {  // rare: more than 32 at once
+  // After a refill and a symbol at least 15 bits are left: enough, mostly.
+  static_assert(BitReader::kRefilledBits - kCoefficientBits >= 15 &&
+                BitReader::kRefilledBits - 17 >= 15);
+  if (n > 15) {
     reader->RefillFully();
     if (n > BitReader::kFullyRefilledBits) {  // only in a pathological block
       bits = (bits << 32) | reader->Take(32);
       n -= 32;
       reader->RefillFully();
     }
-  } else {
-    reader->Refill();
   }
   return (bits << n) | reader->TakeWide(n);
 }
@@ -162,14 +163,14 @@ APPLIANCE_INLINE bool DecodeAcRefine(BitReader* reader, const HuffmanTable& tabl
                                      const Scan& scan, const Corner& corner, int* eobrun,
                                      int16_t* block, uint64_t* nonzero) {
   const int p1 = 1 << scan.al;
-  const uint64_t band = From(scan.ss) & ~From(scan.se + 1);
   uint64_t nz = *nonzero;
-  const uint64_t corrected = nz & band;  // the coefficients that get a correction bit
+  // The band's positions not passed yet, from the start of the band.
+  uint64_t remaining = From(scan.ss) & ~From(scan.se + 1);
+  const uint64_t corrected = nz & remaining;  // the coefficients that get a correction bit
   uint64_t corrections = 0;
   int16_t discarded;  // where new coefficients outside the kept corner go
-  int k = scan.ss;
   if (*eobrun == 0) {
-    while (k <= scan.se) {
+    while (remaining != 0) {
       reader->Refill();
       int r, value = 0;
       const int32_t coefficient = table.refinements[reader->Peek(kCoefficientBits)];
@@ -192,26 +193,23 @@ APPLIANCE_INLINE bool DecodeAcRefine(BitReader* reader, const HuffmanTable& tabl
       }
       // Skip r coefficients that are still zero (reading the correction bits of
       // the nonzero ones passed on the way) and place the new one, if any, on
-      // the next zero; a ZRL (r = 15, no value) passes sixteen zeros.
-      int target = NthZero<kPdep>(~nz & band & From(k), r);
-      // Between k and the target lie r zeros and the nonzero ones to correct.
-      int passed = target - k - r;
-      if (target > scan.se) {  // the band ran out of zeros first
-        target = scan.se + 1;
-        passed = __builtin_popcountll(nz & band & From(k));
-      }
-      corrections = ReadCorrections(reader, passed, corrections);
+      // the next zero; a ZRL (r = 15, no value) passes sixteen zeros. Where the
+      // band runs out of zeros first, all the rest is passed.
+      const uint64_t target = NthZero<kPdep>(~nz & remaining, r);
+      corrections = ReadCorrections(
+          reader, __builtin_popcountll(nz & remaining & (target - 1)), corrections);
       if (value != 0) {
-        if (target > scan.se) return false;
-        nz |= uint64_t{1} << target;
-        const int slot = corner.slot[target];
+        if (target == 0) return false;
+        nz |= target;
+        const int slot = corner.slot[__builtin_ctzll(target)];
         *(slot >= 0 ? block + slot : &discarded) = static_cast<int16_t>(value);
       }
-      k = target + 1;
+      remaining &= ~(target << 1) + 1;  // past the target (none left if there was none)
     }
   }
   if (*eobrun > 0) {
-    corrections = ReadCorrections(reader, __builtin_popcountll(nz & band & From(k)), corrections);
+    reader->Refill();
+    corrections = ReadCorrections(reader, __builtin_popcountll(nz & remaining), corrections);
     --*eobrun;
   }
   ApplyCorrections(corrected, corrections, corner, p1, block);
