@@ -34,8 +34,9 @@ struct HuffmanTable {
   // by the next kLookaheadBits bits; 0 = a longer code.
   std::array<uint16_t, 1 << kLookaheadBits> lookahead{};
   // For AC tables: indexed by the next kCoefficientBits bits, a coefficient
-  // that fits in them whole, as (value << 16) | (run << 8) | bits taken; 0 for
-  // anything else (a longer one, an end of band, a run of 16 zeros).
+  // that fits in them whole, as (value << 16) | (run << 8) | bits taken, or an
+  // end of block (value 0, run 0) or a run of sixteen zeros (value 0, run 15);
+  // 0 for anything else (a longer code, an end-of-band run).
   std::vector<int32_t> coefficients;
   // The same for a refinement scan, where a new coefficient is a code (run,
   // size 1) and a sign bit: (kPositive if so) | (run << 8) | bits taken.
@@ -85,7 +86,17 @@ struct HuffmanTable {
             for (int fill = 0; fill < (1 << filler); ++fill) refinements[base | fill] = entry;
           }
         }
-        if (size == 0 || length + size > kCoefficientBits) continue;
+        if (size == 0) {
+          // An end of block (EOB0) or sixteen zeros (ZRL): value 0, run 0 or 15.
+          if ((run == 0 || run == 15) && length <= kCoefficientBits) {
+            const int filler = kCoefficientBits - length;
+            for (int fill = 0; fill < (1 << filler); ++fill) {
+              coefficients[(code << filler) | fill] = run << 8 | length;
+            }
+          }
+          continue;
+        }
+        if (length + size > kCoefficientBits) continue;
         // Every continuation of the code by `size` value bits, then filler.
         const int filler = kCoefficientBits - length - size;
         for (int bits = 0; bits < (1 << size); ++bits) {

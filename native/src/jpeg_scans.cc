@@ -80,11 +80,17 @@ APPLIANCE_INLINE bool DecodeAcFirst(BitReader* reader, const HuffmanTable& table
     reader->Refill();
     int16_t coef;
     const int32_t whole = table.coefficients[reader->Peek(kCoefficientBits)];
-    if (whole != 0) {  // most coefficients: code and value in one lookup
+    if (whole != 0) {  // most symbols: code and value in one lookup
       reader->Skip(whole & 0xFF);
-      k += (whole >> 8) & 15;
+      const int run = (whole >> 8) & 15, value = whole >> 16;
+      if (value == 0) {  // no coefficient: an end of block, or sixteen zeros
+        if (run != 15) break;
+        k += 15;  // the loop adds the last
+        continue;
+      }
+      k += run;
       if (k > se) return false;
-      coef = ShiftToCoef(whole >> 16, al);
+      coef = ShiftToCoef(value, al);
     } else {
       const int rs = DecodeRefilled(reader, table);
       if (rs < 0) return false;
