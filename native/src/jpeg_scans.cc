@@ -46,6 +46,17 @@ APPLIANCE_INLINE uint64_t NthZero(uint64_t zeros, int rank) {
   return zeros & (~zeros + 1);
 }
 
+// Where a coefficient goes: its slot in the block's kept corner, or `discarded`
+// (slot -1). Chosen without a branch: whether a position is kept is as good as
+// random from one coefficient to the next.
+APPLIANCE_INLINE int16_t* KeptOrDiscarded(int16_t* block, int slot, int16_t* discarded) {
+  const uintptr_t kept = static_cast<uintptr_t>(0) - static_cast<uintptr_t>(slot >= 0);
+  const uintptr_t in_block = reinterpret_cast<uintptr_t>(block) +
+                             static_cast<uintptr_t>(static_cast<intptr_t>(slot)) * sizeof(int16_t);
+  return reinterpret_cast<int16_t*>((in_block & kept) |
+                                    (reinterpret_cast<uintptr_t>(discarded) & ~kept));
+}
+
 // The per-block decoders. Each returns false for data that cannot be valid.
 APPLIANCE_INLINE bool DecodeDcFirst(BitReader* reader, ScanComponent* sc, int al,
                                     int16_t* block) {
@@ -114,8 +125,7 @@ APPLIANCE_INLINE bool DecodeAcFirst(BitReader* reader, const HuffmanTable& table
       const uint64_t bit = uint64_t{1} << k;
       nz = coef != 0 ? nz | bit : nz & ~bit;
     }
-    const int slot = corner.slot[k];
-    *(slot >= 0 ? block + slot : &discarded) = coef;
+    *KeptOrDiscarded(block, corner.slot[k], &discarded) = coef;
   }
   *nonzero = nz;
   return true;
@@ -157,10 +167,12 @@ APPLIANCE_INLINE void ApplyCorrections(uint64_t corrected, uint64_t bits, const 
   for (uint64_t kept = corrected & corner.kept; kept != 0; kept &= kept - 1) {
     const int k = __builtin_ctzll(kept);
     const int index = __builtin_popcountll(corrected & ((uint64_t{1} << k) - 1));
-    if ((bits >> (count - 1 - index)) & 1) {
-      int16_t& coef = block[corner.slot[k]];
-      if ((coef & p1) == 0) coef = static_cast<int16_t>(coef >= 0 ? coef + p1 : coef - p1);
-    }
+    // A set bit adds 1 << Al away from zero, unless that bit is set already;
+    // without a branch, as the bits are as good as random.
+    const int bit = static_cast<int>((bits >> (count - 1 - index)) & 1);
+    int16_t& coef = block[corner.slot[k]];
+    const int step = (coef >= 0 ? p1 : -p1) * (bit & ((coef & p1) == 0));
+    coef = static_cast<int16_t>(coef + step);
   }
 }
 
@@ -207,8 +219,8 @@ APPLIANCE_INLINE bool DecodeAcRefine(BitReader* reader, const HuffmanTable& tabl
       if (value != 0) {
         if (target == 0) return false;
         nz |= target;
-        const int slot = corner.slot[__builtin_ctzll(target)];
-        *(slot >= 0 ? block + slot : &discarded) = static_cast<int16_t>(value);
+        *KeptOrDiscarded(block, corner.slot[__builtin_ctzll(target)], &discarded) =
+            static_cast<int16_t>(value);
       }
       remaining &= ~(target << 1) + 1;  // past the target (none left if there was none)
     }
