@@ -396,6 +396,42 @@ class ScaledIdct {
   float by_position_[N][N];  // [x][u] = a(x, u)
 };
 
+#if defined(__SSE2__)
+// The 2-point IDCT of two neighbouring blocks (8 coefficients in a row), in
+// floats: each pixel is a sum of its block's four dequantised coefficients,
+// with signs, over 8 (see ScaledIdct<2>::Block2).
+void Blocks2Sse2(const int16_t* coef, const Vectors<2>::Row* dequantiser, uint8_t* out,
+                 ptrdiff_t stride) {
+  const __m128i both = _mm_loadu_si128(reinterpret_cast<const __m128i*>(coef));
+  const __m128 quant = _mm_setr_ps(dequantiser[0][0], dequantiser[0][1], dequantiser[1][0],
+                                   dequantiser[1][1]);
+  const __m128 rows_sign = _mm_setr_ps(1, 1, -1, -1), columns_sign = _mm_setr_ps(1, -1, 1, -1);
+  __m128 block[2];
+  for (int b = 0; b < 2; ++b) {
+    const __m128i wide = b == 0 ? _mm_unpacklo_epi16(both, both) : _mm_unpackhi_epi16(both, both);
+    const __m128 f = _mm_mul_ps(_mm_cvtepi32_ps(_mm_srai_epi32(wide, 16)), quant);  // f00 f01 f10 f11
+    // Lanes: f00 + f10, f01 + f11, f00 - f10, f01 - f11 ...
+    const __m128 rows = _mm_add_ps(_mm_mul_ps(f, rows_sign),
+                                   _mm_shuffle_ps(f, f, _MM_SHUFFLE(1, 0, 3, 2)));
+    // ... then the sums and differences of those pairs: the four pixels, times 8.
+    block[b] = _mm_add_ps(_mm_mul_ps(rows, columns_sign),
+                          _mm_shuffle_ps(rows, rows, _MM_SHUFFLE(2, 3, 0, 1)));
+  }
+  const __m128 eighth = _mm_set1_ps(0.125f), level = _mm_set1_ps(128.5f);
+  // Top rows of both blocks, then bottom rows; truncation rounds after the level shift.
+  const __m128 top = _mm_shuffle_ps(block[0], block[1], _MM_SHUFFLE(1, 0, 1, 0));
+  const __m128 bottom = _mm_shuffle_ps(block[0], block[1], _MM_SHUFFLE(3, 2, 3, 2));
+  const __m128i pixels = _mm_packs_epi32(
+      _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(top, eighth), level)),
+      _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(bottom, eighth), level)));
+  const __m128i bytes = _mm_packus_epi16(pixels, pixels);
+  const int32_t top_bytes = _mm_cvtsi128_si32(bytes);
+  const int32_t bottom_bytes = _mm_cvtsi128_si32(_mm_srli_si128(bytes, 4));
+  std::memcpy(out, &top_bytes, 4);
+  std::memcpy(out + stride, &bottom_bytes, 4);
+}
+#endif
+
 // One component through the N-point IDCT into its plane, laid out as
 // libjpeg's raw decode at scale N/8 would be with the component's own sampling.
 template <int N>
@@ -412,7 +448,15 @@ bool WriteScaledPlane(const JpegCoefficients& f, int i, Image* image) {
   ScaledIdct<N>::Dequantiser(c.quant, dequantiser);
   for (int by = 0; by < c.height_in_blocks; ++by) {
     uint8_t* row = plane.row(by * N);
-    for (int bx = 0; bx < c.width_in_blocks; ++bx) {
+    int bx = 0;
+#if defined(__SSE2__)
+    if constexpr (N == 2) {  // two blocks at a time
+      for (; bx + 2 <= c.width_in_blocks; bx += 2) {
+        Blocks2Sse2(c.Block(bx, by), dequantiser, row + bx * N, plane.stride());
+      }
+    }
+#endif
+    for (; bx < c.width_in_blocks; ++bx) {
       idct.Block(c.Block(bx, by), dequantiser, row + bx * N, plane.stride());
     }
   }
