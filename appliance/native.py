@@ -265,7 +265,7 @@ def decode_planes(
     half_chroma: bool = False,
 ) -> list[tuple[int, int, bytes]]:
     """The JPEG's planes as ``transcode`` decodes them for that box (``shortcuts``
-    on: our own decoders at 1/8, 1/4 and 1/2 scale; ``half_chroma`` as for an
+    on: our own decoders at 1/8 and from 1/4 to 1/2; ``half_chroma`` as for an
     output with 4:2:0 chroma) or as plain libjpeg-turbo does (off).
     For tests: ``[(width, height, pixels), ...]`` per plane, rows packed."""
     try:

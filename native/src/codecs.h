@@ -39,7 +39,7 @@ struct DecodeRequest {
   int chroma_min_height = 0;
   Rect region;  // the stored-pixel region the pipeline will crop; empty = whole image
   Limits limits;
-  // Allows our own decoders for progressive files at 1/8, 1/4 and 1/2 scale
+  // Allows our own JPEG decoders (progressive DC-only at 1/8, any at 1/4 to 1/2)
   // (off for the plain libjpeg-turbo decode the benchmark uses as its floor).
   bool shortcuts = true;
 };

@@ -366,7 +366,7 @@ Status DecodeJpeg(const uint8_t* data, size_t size, const DecodeRequest& request
                                !s.cinfo.arith_code && !cmyk && space != JCS_RGB;
   const bool dc_only_decode = own_progressive && n == 1;
   if (dc_only_decode && DecodeProgressiveDc(data, size, image)) return Status::Ok();
-  // At 1/4 and 1/2 scale our own decoder keeps only the coefficients those
+  // From 1/4 to 1/2 scale our own decoder keeps only the coefficients those
   // scales read, and decodes chroma no larger than the output needs
   // (jpeg_scaled.h, docs/decisions/0011); anything it declines, damaged
   // data included, goes to libjpeg below.
