@@ -71,7 +71,8 @@ APPLIANCE_INLINE bool DecodeDcFirst(BitReader* reader, ScanComponent* sc, int al
 
 APPLIANCE_INLINE void DecodeDcRefine(BitReader* reader, int al, int16_t* block) {
   reader->Refill();
-  if (reader->Take(1)) block[0] = static_cast<int16_t>(block[0] | (1 << al));
+  // Without a branch: the bit is as good as random.
+  block[0] = static_cast<int16_t>(block[0] | static_cast<int>(reader->Take(1)) << al);
 }
 
 // The AC coefficients of a block, first pass (G.1.2.2), or all of them in a
