@@ -215,8 +215,12 @@ APPLIANCE_INLINE bool DecodeAcRefine(BitReader* reader, const HuffmanTable& tabl
       // the next zero; a ZRL (r = 15, no value) passes sixteen zeros. Where the
       // band runs out of zeros first, all the rest is passed.
       const uint64_t target = NthZero<kPdep>(~nz & remaining, r);
-      corrections = ReadCorrections(
-          reader, __builtin_popcountll(nz & remaining & (target - 1)), corrections);
+      // Most symbols pass no nonzero coefficient: then the CPU can go on to the
+      // next symbol on a predicted branch instead of waiting for the count.
+      const uint64_t passed = nz & remaining & (target - 1);
+      if (passed != 0) {
+        corrections = ReadCorrections(reader, __builtin_popcountll(passed), corrections);
+      }
       if (value != 0) {
         if (target == 0) return false;
         nz |= target;
