@@ -2,9 +2,11 @@
 // jpeg_scaled.cc): a bit reader over entropy-coded data and canonical
 // Huffman tables. Internal to the core.
 //
-// The bit reader keeps up to 64 bits, most significant first, and refills
-// eight bytes at a time whenever none of them is 0xFF (the common case: 0xFF
-// starts a stuffed byte or a marker, and is handled a byte at a time).
+// ScanData copies a scan's entropy-coded data once, without its stuffed bytes
+// and split at its restart markers; BitReader then keeps up to 64 bits of it,
+// most significant first, and refills eight bytes at a time with no test for
+// 0xFF. Huffman tables decode short codes, and for AC and refinement scans
+// whole coefficients, with one lookup.
 #ifndef APPLIANCE_SRC_JPEG_BITS_H_
 #define APPLIANCE_SRC_JPEG_BITS_H_
 

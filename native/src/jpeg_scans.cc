@@ -1,4 +1,4 @@
-// One progressive scan's entropy decoding; see jpeg_scans.h.
+// One scan's entropy decoding; see jpeg_scans.h.
 #include "jpeg_scans.h"
 
 #include <algorithm>

@@ -1,5 +1,6 @@
-// The entropy decoding of one progressive JPEG scan (T.81 Annex G), for
-// jpeg_scaled.cc. Internal to the core.
+// The entropy decoding of one JPEG scan, sequential (T.81 Annex F) or
+// progressive (Annex G), into the coefficient corners of jpeg_scaled.h.
+// Internal to the core.
 //
 // The scan decoder comes portable, and on x86-64 also built for CPUs with
 // popcount and with BMI2 (whose pdep finds the n-th zero of a block in one
