@@ -169,10 +169,6 @@ class BitReader {
     Refill();
     return static_cast<int>(Take(n));
   }
-  uint32_t Peek16() {
-    Refill();
-    return Peek(16);
-  }
 
   // Whether more bits were taken than the data had.
   bool overrun() const {

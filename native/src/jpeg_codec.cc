@@ -293,10 +293,6 @@ int ChromaScale(const jpeg_decompress_struct& cinfo, int n, int region_w, int re
   return n;
 }
 
-}  // namespace
-
-namespace {
-
 // Whether width x height at scale n/8 is at least min_width x min_height.
 bool ScaleCovers(int width, int height, int n, int min_width, int min_height) {
   // A DCT-scaled pixel averages a whole block, padding included: on an image a

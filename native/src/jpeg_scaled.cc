@@ -100,8 +100,8 @@ Status ParseFrame(const uint8_t* s, size_t length, const Limits& limits, int lum
   return Status::Ok();
 }
 
-// Validates a progressive SOS header against T.81 G.1.1.1 (the checks libjpeg
-// treats as fatal) and binds its components and tables.
+// Validates an SOS header (a progressive one against T.81 G.1.1.1, the checks
+// libjpeg treats as fatal) and binds its components and tables.
 Status ParseScan(const uint8_t* s, size_t n, JpegCoefficients* frame,
                  HuffmanTable* dc_tables, HuffmanTable* ac_tables,
                  const std::array<std::array<uint16_t, kDctBlockSize>, 4>& quant,
@@ -118,14 +118,12 @@ Status ParseScan(const uint8_t* s, size_t n, JpegCoefficients* frame,
   scan->ah = s[3 + 2 * ns] >> 4;
   scan->al = s[3 + 2 * ns] & 15;
   scan->sequential = !frame->progressive;
+  const Status bad = Corrupt("JPEG progression parameters are invalid");
   if (scan->sequential) {
     // libjpeg only warns about other values here; leave such files to it.
     if (scan->ss != 0 || scan->se != 63 || scan->ah != 0 || scan->al != 0) {
       return Unsupported("JPEG sequential scan has progression parameters");
     }
-  }
-  const Status bad = Corrupt("JPEG progression parameters are invalid");
-  if (scan->sequential) {
   } else if (scan->ss == 0) {
     if (scan->se != 0) return bad;
   } else {
@@ -216,9 +214,8 @@ ScanDecoder ChooseScanDecoder() {
 
 }  // namespace jpeg_internal
 
-Status DecodeCoefficients(const uint8_t* data, size_t size,
-                                     JpegCoefficients* out, const Limits& limits,
-                                     int side, int chroma_side) {
+Status DecodeCoefficients(const uint8_t* data, size_t size, JpegCoefficients* out,
+                          const Limits& limits, int side, int chroma_side) {
   if (chroma_side == 0) chroma_side = side;
   for (int n : {side, chroma_side}) {
     if (n != 1 && n != 2 && n != 3 && n != 4 && n != 8) {

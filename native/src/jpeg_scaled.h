@@ -75,10 +75,8 @@ struct JpegCoefficients {
 // data, kTooLarge past `limits` (checked before the coefficient arrays are
 // allocated). `out` may hold the arrays of an earlier decode: they are reused.
 // On failure its contents are unspecified.
-Status DecodeCoefficients(const uint8_t* data, size_t size,
-                                     JpegCoefficients* out,
-                                     const Limits& limits = Limits(), int side = 8,
-                                     int chroma_side = 0);
+Status DecodeCoefficients(const uint8_t* data, size_t size, JpegCoefficients* out,
+                          const Limits& limits = Limits(), int side = 8, int chroma_side = 0);
 
 // Decodes a Huffman-coded, 8-bit gray or Y/Cb/Cr JPEG into planes: luma at
 // scale n/8 and chroma at chroma_n/8 (each 2 or 4), each block through an

@@ -271,8 +271,8 @@ Status Encode(Format format, const Image& image, const EncodeParams& params,
 
 // What the decoder needs from the plan: the planned size and the part of the
 // source it covers, in stored pixels (a JPEG picks its DCT scale from them).
-// What the pipeline needs decoded for `plan`; with `half_chroma` the encoder
-// takes chroma at half the size (4:2:0), and chroma may be decoded that small.
+// With `half_chroma` the encoder takes chroma at half the size (4:2:0), and
+// chroma may be decoded that small.
 DecodeRequest RequestFor(const Plan& plan, const Limits& limits, bool half_chroma) {
   DecodeRequest request;
   request.limits = limits;
