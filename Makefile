@@ -87,7 +87,7 @@ soak: build ## ten minutes at saturation: worker RSS must stay flat, answers 200
 	$(PY) -m bench.http.soak --corpus $(CORPUS)
 
 .PHONY: asan
-asan: build ## build the core with AddressSanitizer and run the damaged-file loop under it
+asan: build ## the core under AddressSanitizer (damaged-file loop) and ThreadSanitizer
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/run-asan.sh $(CORPUS)
 
 .PHONY: lint

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "parallel.h"
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #include <xmmintrin.h>
@@ -296,14 +298,18 @@ bool WriteScaledPlane(const JpegCoefficients& f, int i, Image* image) {
 }  // namespace
 
 bool WriteScaledPlanes(const JpegCoefficients& f, Image* image) {
-  for (size_t i = 0; i < f.components.size(); ++i) {
+  const int count = static_cast<int>(f.components.size());
+  if (count > 3) return false;
+  bool ok[3] = {};
+  // One component a part (each writes only its own plane), the largest first.
+  RunParts(count, [&](int i) {
     const int side = f.components[i].side;
-    const bool ok = side == 4   ? WriteScaledPlane<4>(f, static_cast<int>(i), image)
-                    : side == 3 ? WriteScaledPlane<3>(f, static_cast<int>(i), image)
-                    : side == 2 ? WriteScaledPlane<2>(f, static_cast<int>(i), image)
-                                : false;
-    if (!ok) return false;
-  }
+    ok[i] = side == 4   ? WriteScaledPlane<4>(f, i, image)
+            : side == 3 ? WriteScaledPlane<3>(f, i, image)
+            : side == 2 ? WriteScaledPlane<2>(f, i, image)
+                        : false;
+  });
+  if (!std::all_of(ok, ok + count, [](bool b) { return b; })) return false;
   image->model = f.components.size() == 1 ? ColorModel::kGray : ColorModel::kYCbCr;
   image->width = image->planes[0].width();
   image->height = image->planes[0].height();

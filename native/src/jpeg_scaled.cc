@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <string>
+#include <vector>
 
 #include "codecs.h"
 #include "jpeg_bits.h"
 #include "jpeg_idct.h"
 #include "jpeg_scans.h"
+#include "parallel.h"
 
 #if defined(APPLIANCE_SCAN_VARIANTS)
 #include <cpuid.h>
@@ -33,6 +36,9 @@ constexpr uint64_t kMaxCoefficientBytes = uint64_t{4} << 30;
 constexpr size_t kCoefficientPadding = 8;
 // What each thread keeps between scaled decodes: a 12 MP 4:2:0 photo's arrays.
 constexpr size_t kKeptArrayBytes = size_t{16} << 20;
+// Huffman tables defined while scans wait to be decoded (each keeps its own):
+// past this many, the waiting scans are decoded first.
+constexpr size_t kMaxWaitingTables = 64;
 
 uint16_t Read16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 int DivUp(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
@@ -103,7 +109,7 @@ Status ParseFrame(const uint8_t* s, size_t length, const Limits& limits, int lum
 // Validates an SOS header (a progressive one against T.81 G.1.1.1, the checks
 // libjpeg treats as fatal) and binds its components and tables.
 Status ParseScan(const uint8_t* s, size_t n, JpegCoefficients* frame,
-                 HuffmanTable* dc_tables, HuffmanTable* ac_tables,
+                 const HuffmanTable* const* dc_tables, const HuffmanTable* const* ac_tables,
                  const std::array<std::array<uint16_t, kDctBlockSize>, 4>& quant,
                  const std::array<bool, 4>& quant_defined, Scan* scan) {
   if (n < 1) return Corrupt("JPEG scan header is short");
@@ -143,10 +149,10 @@ Status ParseScan(const uint8_t* s, size_t n, JpegCoefficients* frame,
       if (scan->comps[k].component == c) return Corrupt("JPEG scan repeats a component");
     }
     if (dc_id > 3 || ac_id > 3) return Corrupt("JPEG scan names an invalid Huffman table");
-    if (scan->ss == 0 && scan->ah == 0 && !dc_tables[dc_id].defined) {
+    if (scan->ss == 0 && scan->ah == 0 && !dc_tables[dc_id]->defined) {
       return Corrupt("JPEG scan uses an undefined Huffman table");
     }
-    if ((scan->ss != 0 || scan->sequential) && !ac_tables[ac_id].defined) {
+    if ((scan->ss != 0 || scan->sequential) && !ac_tables[ac_id]->defined) {
       return Corrupt("JPEG scan uses an undefined Huffman table");
     }
     if (!c->quant_latched) {
@@ -156,11 +162,109 @@ Status ParseScan(const uint8_t* s, size_t n, JpegCoefficients* frame,
     }
     blocks_in_mcu += ns > 1 ? c->h_samp * c->v_samp : 1;
     scan->comps[i] =
-        ScanComponent{c, &jpeg_internal::CornerFor(c->side), &dc_tables[dc_id], &ac_tables[ac_id], 0};
+        ScanComponent{c, &jpeg_internal::CornerFor(c->side), dc_tables[dc_id], ac_tables[ac_id], 0};
   }
   if (blocks_in_mcu > kMaxBlocksInMcu) return Corrupt("JPEG MCU holds too many blocks");
   return Status::Ok();
 }
+
+// The Huffman tables in force, by class and id. A table that a scan waiting
+// to be decoded refers to is not redefined in place: the new definition gets a
+// table of its own.
+class HuffmanTables {
+ public:
+  HuffmanTables() : all_(8) {
+    for (int i = 0; i < 8; ++i) current_[i] = &all_[static_cast<size_t>(i)];
+  }
+  HuffmanTables(const HuffmanTables&) = delete;
+  HuffmanTables& operator=(const HuffmanTables&) = delete;
+
+  const HuffmanTable* const* dc() const { return current_; }
+  const HuffmanTable* const* ac() const { return current_ + 4; }
+  size_t size() const { return all_.size(); }
+
+  // The table to build as class `table_class` (0: DC, 1: AC), number `id`.
+  HuffmanTable* Define(int table_class, int id, bool in_use) {
+    HuffmanTable*& slot = current_[table_class * 4 + id];
+    if (in_use) slot = &all_.emplace_back();
+    return slot;
+  }
+
+  // Drops every table but those in force; none may be in use.
+  void Compact() {
+    std::deque<HuffmanTable> kept;
+    for (HuffmanTable*& table : current_) table = &kept.emplace_back(std::move(*table));
+    all_.swap(kept);  // the elements stay where they are
+  }
+
+ private:
+  std::deque<HuffmanTable> all_;  // a deque: its elements never move
+  HuffmanTable* current_[8];
+};
+
+// The scans of a progressive frame, waiting to be decoded together in lanes:
+// one for the DC scans, one per component for its AC scans. Lanes write
+// disjoint data (a DC scan writes coefficient 0 of its blocks; an AC scan,
+// which holds one component, that component's others and nonzero masks; no
+// progressive scan reads what another lane writes), so they run at once, on
+// helper threads when there are idle cores (docs/decisions/0012). Within a
+// lane, scans keep their order in the file.
+class WaitingScans {
+ public:
+  bool empty() const { return scans_.empty(); }
+
+  void Add(const Scan& scan, int restart_interval, const uint8_t* data, const uint8_t* end) {
+    scans_.push_back(Waiting{scan, restart_interval, data, end});
+  }
+
+  // Decodes every waiting scan. On failure, the status of the first in the
+  // file that failed.
+  Status DecodeAll(const JpegCoefficients& frame, jpeg_internal::ScanDecoder decode) {
+    constexpr int kLanes = 1 + kMaxComponents;
+    std::array<std::vector<Waiting*>, kLanes> lanes;
+    std::array<size_t, kLanes> bytes{};
+    for (Waiting& w : scans_) {
+      const ComponentCoefficients* first = w.scan.comps[0].component;
+      const int lane = w.scan.ss == 0 ? 0 : 1 + static_cast<int>(first - frame.components.data());
+      lanes[lane].push_back(&w);
+      bytes[lane] += static_cast<size_t>(w.end - w.data);
+    }
+    // The longest lanes (by their bytes) start first, so none is started late.
+    std::array<int, kLanes> order;
+    for (int i = 0; i < kLanes; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return bytes[a] > bytes[b]; });
+    const int busy = static_cast<int>(
+        std::count_if(lanes.begin(), lanes.end(), [](const auto& lane) { return !lane.empty(); }));
+    std::array<Status, kLanes> status;
+    std::array<size_t, kLanes> failed{};  // the index of the scan that failed
+    RunParts(busy, [&](int part) {
+      const int lane = order[part];
+      for (Waiting* w : lanes[lane]) {
+        const uint8_t* next = nullptr;
+        status[lane] = decode(w->data, w->end, frame, &w->scan, w->restart_interval, &next);
+        if (!status[lane].ok()) {
+          failed[lane] = static_cast<size_t>(w - scans_.data());
+          return;
+        }
+      }
+    });
+    scans_.clear();
+    int first = -1;
+    for (int lane = 0; lane < kLanes; ++lane) {
+      if (!status[lane].ok() && (first < 0 || failed[lane] < failed[first])) first = lane;
+    }
+    return first < 0 ? Status::Ok() : status[first];
+  }
+
+ private:
+  struct Waiting {
+    Scan scan;
+    int restart_interval;
+    const uint8_t* data;  // the entropy-coded data, up to
+    const uint8_t* end;   // the marker after it
+  };
+  std::vector<Waiting> scans_;
+};
 
 }  // namespace
 
@@ -231,8 +335,8 @@ Status DecodeCoefficients(const uint8_t* data, size_t size, JpegCoefficients* ou
   bool have_frame = false;
   std::array<std::array<uint16_t, kDctBlockSize>, 4> quant{};
   std::array<bool, 4> quant_defined{};
-  HuffmanTable dc_tables[4];
-  HuffmanTable ac_tables[4];
+  HuffmanTables tables;
+  WaitingScans waiting;
   const jpeg_internal::ScanDecoder decode_scan = jpeg_internal::ChooseScanDecoder();
   int restart_interval = 0;
   int scans = 0;
@@ -296,7 +400,11 @@ Status DecodeCoefficients(const uint8_t* data, size_t size, JpegCoefficients* ou
           if (id > 3 || table_class > 1 || i + 17 + total > n) {
             return Corrupt("JPEG Huffman table is invalid");
           }
-          HuffmanTable& table = table_class == 0 ? dc_tables[id] : ac_tables[id];
+          if (tables.size() >= kMaxWaitingTables) {
+            APPLIANCE_RETURN_IF_ERROR(waiting.DecodeAll(frame, decode_scan));
+            tables.Compact();
+          }
+          HuffmanTable& table = *tables.Define(table_class, id, /*in_use=*/!waiting.empty());
           if (!table.Build(s + i + 1, s + i + 17, total, /*ac=*/table_class == 1)) {
             return Corrupt("JPEG Huffman table is invalid");
           }
@@ -312,10 +420,16 @@ Status DecodeCoefficients(const uint8_t* data, size_t size, JpegCoefficients* ou
         if (!have_frame) return Corrupt("JPEG scan before the frame header");
         if (++scans > kMaxJpegScans) return Corrupt("JPEG has too many scans");
         Scan scan;
-        APPLIANCE_RETURN_IF_ERROR(ParseScan(s, n, &frame, dc_tables, ac_tables, quant,
+        APPLIANCE_RETURN_IF_ERROR(ParseScan(s, n, &frame, tables.dc(), tables.ac(), quant,
                                             quant_defined, &scan));
-        APPLIANCE_RETURN_IF_ERROR(
-            decode_scan(next, end, frame, &scan, restart_interval, &next));
+        if (frame.progressive) {
+          const uint8_t* scan_end = jpeg_internal::SkipEntropyCodedData(next, end);
+          waiting.Add(scan, restart_interval, next, scan_end);
+          next = scan_end;
+        } else {
+          APPLIANCE_RETURN_IF_ERROR(
+              decode_scan(next, end, frame, &scan, restart_interval, &next));
+        }
         break;
       }
       default:  // APPn, COM and the rest
@@ -324,7 +438,7 @@ Status DecodeCoefficients(const uint8_t* data, size_t size, JpegCoefficients* ou
     p = next;
   }
   if (!have_frame || scans == 0) return Corrupt("JPEG has no image data");
-  return Status::Ok();
+  return waiting.DecodeAll(frame, decode_scan);
 }
 
 bool DecodeScaled(const uint8_t* data, size_t size, int n, int chroma_n, const Limits& limits,

@@ -74,7 +74,8 @@ struct JpegCoefficients {
 // kUnsupported for any other kind of JPEG, kCorrupt for damaged or truncated
 // data, kTooLarge past `limits` (checked before the coefficient arrays are
 // allocated). `out` may hold the arrays of an earlier decode: they are reused.
-// On failure its contents are unspecified.
+// On failure its contents are unspecified. A progressive file's scans are
+// decoded in lanes that may run on helper threads (docs/decisions/0012).
 Status DecodeCoefficients(const uint8_t* data, size_t size, JpegCoefficients* out,
                           const Limits& limits = Limits(), int side = 8, int chroma_side = 0);
 

@@ -210,6 +210,65 @@ def test_every_scan_decoder_variant_gives_the_same_planes(variant: str, corpus: 
     assert chosen == default
 
 
+@pytest.mark.parametrize("helpers", ["0", "3"])
+def test_helper_threads_give_the_same_planes(helpers: str, corpus: Path) -> None:
+    # A progressive file's scans are decoded in lanes, on helper threads when the process has
+    # CPUs to spare (docs/decisions/0012); APPLIANCE_DECODE_HELPERS sets how many.
+    files = [str(p) for p in sorted(corpus.glob("*.jpg"))]
+    run = functools.partial(
+        subprocess.run,
+        [sys.executable, "-c", PLANES_DIGEST, *files],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    alone = run(env={**os.environ, "APPLIANCE_DECODE_HELPERS": "1"}).stdout
+    assert run(env={**os.environ, "APPLIANCE_DECODE_HELPERS": helpers}).stdout == alone
+
+
+def segments(data: bytes) -> list[tuple[int, bytes]]:
+    """A JPEG cut into (marker, bytes): SOI, each marker segment, each scan's entropy-coded data
+    (marker 0), fill bytes (0xFF) and EOI with what follows it."""
+    out = [(0xD8, data[:2])]
+    i = 2
+    while i < len(data):
+        marker = data[i + 1]
+        if marker in (0xFF, 0xD9):
+            out.append((marker, data[i : i + 1] if marker == 0xFF else data[i:]))
+            i = i + 1 if marker == 0xFF else len(data)
+            continue
+        end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        out.append((marker, data[i:end]))
+        i = end
+        if marker == 0xDA:  # up to the next marker that is not RSTn
+            j = data.index(b"\xff", i)
+            while data[j + 1] == 0x00 or 0xD0 <= data[j + 1] <= 0xD7:
+                j = data.index(b"\xff", j + 2)
+            out.append((0, data[i:j]))
+            i = j
+    return out
+
+
+@pytest.mark.parametrize("name", ["o_autumn_4mp.jpg", "o_cups_4mp.jpg"])
+def test_a_table_redefined_while_scans_wait(name: str, corpus: Path) -> None:
+    # Each scan waiting to be decoded keeps the Huffman tables it was given; past 64 tables the
+    # waiting scans are decoded and the old tables dropped. Forty copies of each DHT segment (a
+    # redefinition with the same codes, which T.81 allows between scans) go past that many times.
+    # These files have tables of their own for each scan: a waiting scan given the wrong ones
+    # would fail, and libjpeg-turbo's planes, which differ from ours, would come back instead.
+    data = (corpus / name).read_bytes()
+    parts = segments(data)
+    assert b"".join(body for _, body in parts) == data
+    repeated = b"".join(body * (40 if marker == 0xC4 else 1) for marker, body in parts)
+    assert sum(marker == 0xC4 for marker, _ in parts) >= 2
+    for eighths in (2, 3, 4):
+        box = box_for(data, eighths)
+        ours = planes(data, box, True)
+        assert not np.array_equal(ours[0], planes(data, box, False)[0])  # ours, not libjpeg's
+        for a, b in zip(planes(repeated, box, True), ours, strict=True):
+            assert np.array_equal(a, b)
+
+
 @pytest.mark.parametrize("coding", [[], ["-progressive"]], ids=["baseline", "progressive"])
 @pytest.mark.parametrize("layout", ["420", "444", "gray"])
 def test_three_eighths_where_a_half_is_more_than_needed(
