@@ -37,7 +37,7 @@ for photo in "$corpus"/*.jpg; do
     jpegtran -scans "$progressive/refine.scans" -restart 1 -outfile "$progressive/s_$name" "$photo"
   fi
 done
-"$build/jpeg_coefficients" "$corpus"/*.jpg "$progressive"/*.jpg | tail -n 3
+"$build/jpeg_coefficients" --checks-only "$corpus"/*.jpg "$progressive"/*.jpg | tail -n 3
 TSAN_OPTIONS=halt_on_error=1 APPLIANCE_DECODE_HELPERS=3 \
-  "$tsan/jpeg_coefficients" "$corpus"/*.jpg "$progressive"/*.jpg | tail -n 1
+  "$tsan/jpeg_coefficients" --checks-only "$corpus"/*.jpg "$progressive"/*.jpg | tail -n 1
 "$build/damage_loop" "$corpus" "$count"

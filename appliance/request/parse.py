@@ -44,6 +44,7 @@ Rules where the spec is silent, in one place:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -64,6 +65,7 @@ from appliance.request.transform import Fit, Gravity, OutputFormat, RequestedFor
 __all__ = [
     "ParseOptions",
     "ParsedRequest",
+    "Parser",
     "parse",
     "parse_key",
 ]
@@ -156,6 +158,20 @@ def parse(path: str, query: str, *, options: ParseOptions) -> ParsedRequest:
     reader.collect(query)
     transform, fallback = reader.build()
     return ParsedRequest(key, _normalise(transform), fallback, tuple(reader.ignored))
+
+
+class Parser:
+    """:func:`parse` with one set of options, remembering its last ``size`` answers (a
+    ParsedRequest is immutable, so one answer serves every request for that URL). A cache hit's
+    URL is usually one asked for a moment ago, and parsing it again took a fifth of a worker's
+    event loop on cache hits (py-spy, `make bench-http`). A URL that raises is not remembered."""
+
+    def __init__(self, options: ParseOptions, size: int = 4096) -> None:
+        self.options = options
+        self._cached = functools.lru_cache(maxsize=size)(functools.partial(parse, options=options))
+
+    def __call__(self, path: str, query: str) -> ParsedRequest:
+        return self._cached(path, query)
 
 
 def _split(query: str) -> list[tuple[str, str]]:

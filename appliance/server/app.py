@@ -20,7 +20,7 @@ from appliance.cache.tiered import TieredCache
 from appliance.config import Config, OriginConfig
 from appliance.origin.base import Origin
 from appliance.pipeline.pool import TranscodePool
-from appliance.request.parse import ParseOptions
+from appliance.request.parse import ParseOptions, Parser
 from appliance.server import handlers
 from appliance.server.handlers import Components
 from appliance.server.logs import access_logger_class
@@ -72,7 +72,7 @@ def build_components(config: Config) -> Components:
             config.server.threads or len(os.sched_getaffinity(0)), config.server.queue_depth
         ),
         metrics=Metrics(),
-        parse_options=ParseOptions(strict=images.strict_params, max_dimension=images.max_dimension),
+        parse=Parser(ParseOptions(strict=images.strict_params, max_dimension=images.max_dimension)),
     )
 
 

@@ -20,7 +20,7 @@ from appliance.origin.base import Origin, Original, OriginError
 from appliance.pipeline.pool import Overloaded, TranscodePool
 from appliance.pipeline.render import render, variant_etag
 from appliance.request.negotiate import accepted
-from appliance.request.parse import ParsedRequest, ParseOptions, parse
+from appliance.request.parse import ParsedRequest, Parser
 from appliance.request.signature import verify
 from appliance.server.metrics import Metrics
 from appliance.server.peers import Peers
@@ -42,7 +42,7 @@ class Components:
     variants: TieredCache
     pool: TranscodePool
     metrics: Metrics
-    parse_options: ParseOptions
+    parse: Parser
     peers: Peers | None = None  # the sibling workers, for purges
     draining: bool = False
 
@@ -89,7 +89,7 @@ class ImageRequest:
         signing = self.c.config.signing
         if signing.enabled:
             verify(path, query, signing.keys, now=time.time())
-        parsed = parse(path, query, options=self.c.parse_options)
+        parsed = self.c.parse(path, query)
         t = parsed.transform
         if t.format == "original" or (
             t.is_identity and self.c.config.images.pass_through_originals

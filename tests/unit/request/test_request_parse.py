@@ -9,7 +9,7 @@ import pytest
 from appliance.errors import ApplianceError
 from appliance.request.errors import BadParameter
 from appliance.request.parameters import NOT_SUPPORTED_YET, PARAMETERS
-from appliance.request.parse import ParsedRequest, ParseOptions, parse, parse_key
+from appliance.request.parse import ParsedRequest, ParseOptions, Parser, parse, parse_key
 from appliance.request.transform import Transform
 
 LENIENT = ParseOptions()
@@ -787,3 +787,22 @@ def test_parse_options_defaults() -> None:
     assert ParseOptions() == ParseOptions(
         strict=False, max_dimension=8192, max_dpr=5.0, dialect="auto", max_key_bytes=1024
     )
+
+
+def test_parser_remembers_answers_not_errors() -> None:
+    parser = Parser(STRICT, size=2)
+    first = parser("/a%20b.jpg", "w=400&fm=webp")
+    assert first == parse("/a%20b.jpg", "w=400&fm=webp", options=STRICT)
+    assert parser("/a%20b.jpg", "w=400&fm=webp") is first  # remembered
+    for _ in range(2):  # raised each time, never remembered as an answer
+        with pytest.raises(BadParameter):
+            parser("/a.jpg", "w=-1")
+    # The options are the parser's: strict refuses what lenient ignores.
+    with pytest.raises(BadParameter):
+        parser("/a.jpg", "nonsense=1")
+    assert Parser(LENIENT)("/a.jpg", "nonsense=1").ignored == ("nonsense",)
+    # Bounded: two newer URLs push the first out, and it is parsed afresh.
+    parser("/b.jpg", "w=1")
+    parser("/c.jpg", "w=2")
+    again = parser("/a%20b.jpg", "w=400&fm=webp")
+    assert again == first and again is not first
