@@ -12,7 +12,9 @@
 #include <thread>
 
 #if defined(__linux__)
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 #endif
 
@@ -68,6 +70,13 @@ struct Job {
 class Helpers {
  public:
   explicit Helpers(int wanted) {
+#if defined(__linux__)
+    // The helpers take no signals (a new thread inherits its creator's mask):
+    // SIGTERM and SIGHUP stay with the threads of the program that handles them.
+    sigset_t all, before;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &before);
+#endif
     for (int i = 0; i < wanted; ++i) {
       try {
         std::thread([this] { Loop(); }).detach();
@@ -76,6 +85,9 @@ class Helpers {
         break;  // no more threads to be had: fewer helpers
       }
     }
+#if defined(__linux__)
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
+#endif
   }
 
   int size() const { return size_; }
