@@ -222,8 +222,8 @@ def test_helper_threads_give_the_same_planes(helpers: str, corpus: Path) -> None
         capture_output=True,
         text=True,
     )
-    alone = run(env={**os.environ, "APPLIANCE_DECODE_HELPERS": "1"}).stdout
-    assert run(env={**os.environ, "APPLIANCE_DECODE_HELPERS": helpers}).stdout == alone
+    one_helper = run(env={**os.environ, "APPLIANCE_DECODE_HELPERS": "1"}).stdout
+    assert run(env={**os.environ, "APPLIANCE_DECODE_HELPERS": helpers}).stdout == one_helper
 
 
 def segments(data: bytes) -> list[tuple[int, bytes]]:
