@@ -175,3 +175,36 @@ def test_errors_in_some_threads_do_not_disturb_others(small_photo_jpeg):
         results = list(pool.map(job, range(64)))
     assert all(r == expected for r in results[::2])
     assert all(r == "error" for r in results[1::2])
+
+
+OUTPUT_DIGEST = """
+import hashlib, sys
+import appliance
+
+digest = hashlib.sha256()
+for path in sys.argv[1:]:
+    data = open(path, "rb").read()
+    for fmt in ("jpeg", "png", "webp"):
+        digest.update(appliance.transcode(data, width=700, format=fmt))
+print(digest.hexdigest())
+"""
+
+
+def test_the_decode_helpers_change_no_byte(corpus: Path) -> None:
+    # Decode lanes, IDCT and resize run on helper threads when there are idle cores
+    # (docs/decisions/0012): every count of helpers gives the same output, alpha included.
+    names = ["o_autumn_4mp.jpg", "o_onestandsout_4mp.jpg", "c_dragonfly_q90_gray.jpg"]
+    names += ["p_gulp_alpha.png", "p_coffee.png"]
+    files = [str(corpus / n) for n in names if (corpus / n).exists()]
+    assert len(files) >= 3
+
+    def digest(helpers: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", OUTPUT_DIGEST, *files],
+            env={**os.environ, "APPLIANCE_DECODE_HELPERS": helpers},
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    assert digest("0") == digest("3")
