@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the C++ core with AddressSanitizer + UBSan, runs the codec smoke test, then transcodes
 # 1,000 randomly damaged corpus files. Any memory error, leak or undefined behaviour aborts with
-# a report. The JPEG decoder's check also runs under ThreadSanitizer, with every helper thread
-# on (docs/decisions/0012): a data race between the lanes of a progressive decode aborts it.
+# a report. The JPEG decoder's check and the codec smoke test (8 threads of transcodes) also run
+# under ThreadSanitizer, with every helper thread on (docs/decisions/0012): a data race between
+# the lanes of a decode or the planes of a resize aborts them.
 set -o errexit -o nounset -o pipefail
 
 corpus=${1:-../shared/corpus}
@@ -15,7 +16,7 @@ cmake -S native -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build "$build" --target damage_loop codecs_smoke jpeg_coefficients
 cmake -S native -B "$tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DAPPLIANCE_SANITIZE=thread -DAPPLIANCE_TESTS=ON >/dev/null
-cmake --build "$tsan" --target jpeg_coefficients
+cmake --build "$tsan" --target jpeg_coefficients codecs_smoke
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 python native/tests/make_codec_samples.py "$corpus" build/codec_samples >/dev/null
@@ -40,4 +41,6 @@ done
 "$build/jpeg_coefficients" --checks-only "$corpus"/*.jpg "$progressive"/*.jpg | tail -n 3
 TSAN_OPTIONS=halt_on_error=1 APPLIANCE_DECODE_HELPERS=3 \
   "$tsan/jpeg_coefficients" --checks-only "$corpus"/*.jpg "$progressive"/*.jpg | tail -n 1
+TSAN_OPTIONS=halt_on_error=1 APPLIANCE_DECODE_HELPERS=3 \
+  "$tsan/codecs_smoke" "$corpus" build/codec_samples | tail -n 1
 "$build/damage_loop" "$corpus" "$count"
