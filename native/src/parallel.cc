@@ -143,17 +143,16 @@ Helpers& TheHelpers() {
 
 }  // namespace
 
-int PartsAtOnce() { return 1 + TheHelpers().size(); }
-
 void RunParts(int count, const std::function<void(int)>& part) {
   if (count <= 0) return;
-  const int helpers = std::min(TheHelpers().size(), count - 1);
+  Helpers& pool = TheHelpers();
+  const int helpers = std::min(pool.size(), count - 1);
   if (helpers == 0) {
     for (int i = 0; i < count; ++i) part(i);
     return;
   }
   auto job = std::make_shared<Job>(&part, count);
-  TheHelpers().Post(job, helpers);
+  pool.Post(job, helpers);
   job->Work();
   std::unique_lock<std::mutex> lock(job->mutex);
   job->finished.wait(lock, [&] { return job->done == job->count; });

@@ -12,14 +12,11 @@
 
 namespace appliance {
 
-// How many threads, the caller included, RunParts may use: 1 + the helpers.
-// The helpers are one fewer than the CPUs this process may run on, at most 3,
-// or APPLIANCE_DECODE_HELPERS (0 to 3) if it is set.
-int PartsAtOnce();
-
 // Runs part(0) .. part(count - 1), on the calling thread and on helpers, and
 // returns when all have returned. The first exception a part throws is
-// rethrown here, on the calling thread, once no part is running.
+// rethrown here, on the calling thread, once no part is running. The helpers
+// are one fewer than the CPUs this process may run on, at most 3, or
+// APPLIANCE_DECODE_HELPERS (0 to 3) if it is set.
 void RunParts(int count, const std::function<void(int)>& part);
 
 }  // namespace appliance
