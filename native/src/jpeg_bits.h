@@ -20,6 +20,13 @@
 namespace appliance {
 namespace jpeg_internal {
 
+// A big-endian 16-bit field of a marker segment.
+inline uint16_t Read16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+// a / b rounded up, for block and MCU counts (which fit an int: at most
+// 65535 * 4 * 8 over 8).
+inline int DivUp(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
+
 // Codes of up to this many bits decode with one table lookup.
 constexpr int kLookaheadBits = 9;
 // AC coefficients whose code and value bits together take up to this many

@@ -15,8 +15,10 @@ constexpr int kMaxComponents = 3;
 
 using jpeg_internal::BitReader;
 using jpeg_internal::DecodeSymbol;
+using jpeg_internal::DivUp;
 using jpeg_internal::Extend;
 using jpeg_internal::HuffmanTable;
+using jpeg_internal::Read16;
 using jpeg_internal::ScanData;
 
 struct Component {
@@ -37,9 +39,6 @@ struct Frame {
   int max_h = 1, max_v = 1;
   int mcus_per_row = 0, mcu_rows = 0;
 };
-
-uint16_t Read16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-int DivUp(long long a, long long b) { return static_cast<int>((a + b - 1) / b); }
 
 bool ParseFrame(const uint8_t* s, size_t length, Frame* f) {
   if (length < 6 || s[0] != 8) return false;  // 8-bit precision only

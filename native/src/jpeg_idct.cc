@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "jpeg_bits.h"
 #include "parallel.h"
 
 #if defined(__SSE2__)
@@ -15,7 +16,7 @@
 namespace appliance {
 namespace {
 
-int DivUp(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
+using jpeg_internal::DivUp;
 
 // Rows of `kLanes` values as vectors (GCC's vector extension: SSE on x86-64,
 // NEON on arm64).

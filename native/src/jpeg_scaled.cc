@@ -21,8 +21,10 @@ namespace appliance {
 namespace {
 
 using jpeg_internal::Corner;
+using jpeg_internal::DivUp;
 using jpeg_internal::HuffmanTable;
 using jpeg_internal::kNaturalOrder;
+using jpeg_internal::Read16;
 using jpeg_internal::Scan;
 using jpeg_internal::ScanComponent;
 
@@ -39,9 +41,6 @@ constexpr size_t kKeptArrayBytes = size_t{16} << 20;
 // Huffman tables defined while scans wait to be decoded (each keeps its own):
 // past this many, the waiting scans are decoded first.
 constexpr size_t kMaxWaitingTables = 64;
-
-uint16_t Read16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-int DivUp(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
 
 Status ParseFrame(const uint8_t* s, size_t length, const Limits& limits, int luma_side,
                   int chroma_side, JpegCoefficients* f) {
