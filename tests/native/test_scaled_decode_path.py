@@ -10,7 +10,6 @@ libjpeg-turbo's by `make asan` (native/tests/jpeg_coefficients.cc)."""
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import subprocess
@@ -193,37 +192,33 @@ print(digest.hexdigest())
 """
 
 
+def planes_digest(corpus: Path, **env: str) -> str:
+    """The digest of every corpus JPEG's planes at 1/4 and 1/2, decoded in a child process with
+    `env` added to its environment (the switches below are read once per process)."""
+    files = [str(p) for p in sorted(corpus.glob("*.jpg"))]
+    return subprocess.run(
+        [sys.executable, "-c", PLANES_DIGEST, *files],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
 @pytest.mark.parametrize("variant", ["portable", "popcnt", "bmi2"])
 def test_every_scan_decoder_variant_gives_the_same_planes(variant: str, corpus: Path) -> None:
     # The scan decoder is built portable and, on x86-64, for popcount and BMI2
     # (docs/decisions/0011); APPLIANCE_SCAN_DECODER picks one where the CPU has it.
-    files = [str(p) for p in sorted(corpus.glob("*.jpg"))]
-    run = functools.partial(
-        subprocess.run,
-        [sys.executable, "-c", PLANES_DIGEST, *files],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    default = run(env={**os.environ, "APPLIANCE_SCAN_DECODER": ""}).stdout
-    chosen = run(env={**os.environ, "APPLIANCE_SCAN_DECODER": variant}).stdout
-    assert chosen == default
+    default = planes_digest(corpus, APPLIANCE_SCAN_DECODER="")
+    assert planes_digest(corpus, APPLIANCE_SCAN_DECODER=variant) == default
 
 
 @pytest.mark.parametrize("helpers", ["0", "3"])
 def test_helper_threads_give_the_same_planes(helpers: str, corpus: Path) -> None:
     # A progressive file's scans are decoded in lanes, on helper threads when the process has
     # CPUs to spare (docs/decisions/0012); APPLIANCE_DECODE_HELPERS sets how many.
-    files = [str(p) for p in sorted(corpus.glob("*.jpg"))]
-    run = functools.partial(
-        subprocess.run,
-        [sys.executable, "-c", PLANES_DIGEST, *files],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    one_helper = run(env={**os.environ, "APPLIANCE_DECODE_HELPERS": "1"}).stdout
-    assert run(env={**os.environ, "APPLIANCE_DECODE_HELPERS": helpers}).stdout == one_helper
+    one_helper = planes_digest(corpus, APPLIANCE_DECODE_HELPERS="1")
+    assert planes_digest(corpus, APPLIANCE_DECODE_HELPERS=helpers) == one_helper
 
 
 def segments(data: bytes) -> list[tuple[int, bytes]]:
